@@ -1,0 +1,47 @@
+# Two entry points (see README): `make demo` and `make test`. Both create .venv themselves.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv bench clean
+
+# Find a Python >= 3.12 without trusting pyenv shims (they point at the global 3.11 here):
+# $PYTHON if set, then python3.1x on PATH, then pyenv/uv/asdf install folders, then python3.
+define FIND_PYTHON
+for c in "$${PYTHON:-}" python3.12 python3.13 python3.14 \
+         $$(ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -V) \
+         $$(ls -d "$$HOME"/.local/share/uv/python/cpython-3.1[2-9]*/bin/python3 2>/dev/null | sort -V) \
+         $$(ls -d "$$HOME"/.asdf/installs/python/3.1[2-9]*/bin/python3 2>/dev/null | sort -V) \
+         /usr/local/bin/python3 /usr/bin/python3 python3 python; do \
+  [ -n "$$c" ] || continue; \
+  p=$$(command -v "$$c" 2>/dev/null) || continue; \
+  real=$$("$$p" -c 'import sys; print(sys.executable if sys.version_info >= (3, 12) else "")' 2>/dev/null) || continue; \
+  if [ -n "$$real" ] && [ -x "$$real" ]; then echo "$$real"; exit 0; fi; \
+done; exit 1
+endef
+export FIND_PYTHON
+
+$(STAMP): pyproject.toml
+	@py=$$(bash -c "$$FIND_PYTHON") || { \
+	  echo "ERROR: no Python >= 3.12 found (tried \$$PYTHON, python3.1x on PATH, pyenv/uv/asdf installs)." >&2; \
+	  echo "       Install Python 3.12+ or run: make PYTHON=/path/to/python3.12 $(MAKECMDGOALS)" >&2; exit 1; }; \
+	echo "using $$py ($$($$py --version))"; \
+	rm -rf $(VENV) && "$$py" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/trade-executor demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(VENV)/bin/trade-executor bench
+
+clean:
+	rm -rf $(VENV) data/catalog data/sample data/*.db backtests/out

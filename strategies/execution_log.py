@@ -1,0 +1,94 @@
+"""What the executor did and why: decisions, round trips and the equity curve.
+
+`ExecutionLog` is the sink the executor strategy writes to. This in-process implementation keeps
+everything in memory (backtest reports read it at the end of a run); a database-backed journal
+implements the same three calls. Rows use the column names of the seed's `trade_executions` table
+so reports, the journal and the dashboard speak one vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+TRADE_COLUMNS: tuple[str, ...] = (
+    "signal_id",
+    "ticker",
+    "instrument_type",
+    "original_ticker",
+    "leverage",
+    "direction",
+    "trade_type",
+    "entry_price",
+    "exit_price",
+    "shares",
+    "stop_loss",
+    "target_price",
+    "conviction",
+    "status",
+    "exit_reason",
+    "pnl",
+    "pnl_pct",
+    "broker",
+    "order_id",
+    "entry_time",
+    "exit_time",
+    "metadata_json",
+)
+
+
+@dataclass
+class DecisionRecord:
+    """One TradeSignal received and what became of it."""
+
+    ts: datetime  # engine time the decision was taken
+    signal_id: str
+    ticker: str
+    timeframe: str
+    signal_type: str
+    direction: str
+    conviction: int
+    approved: bool
+    reason_code: str | None  # RiskDecision code, or "no_instrument" / "invalid_signal" / ...
+    reason: str | None
+    instrument: str | None  # what would be / was traded
+    instrument_type: str | None
+    shares: int
+    details: dict[str, Any] = field(default_factory=dict)  # the numbers the decision used
+    order_ids: list[str] = field(default_factory=list)
+
+
+class ExecutionSink(Protocol):
+    def record_decision(self, decision: DecisionRecord) -> None: ...
+
+    def record_trade(self, row: dict[str, Any]) -> None: ...
+
+    def record_equity(self, ts: datetime, equity: float) -> None: ...
+
+    def record_event(self, ts: datetime, kind: str, message: str, data: dict | None = None) -> None: ...
+
+
+class ExecutionLog:
+    """In-memory ExecutionSink."""
+
+    def __init__(self) -> None:
+        self.decisions: list[DecisionRecord] = []
+        self.trades: list[dict[str, Any]] = []
+        self.equity: list[tuple[datetime, float]] = []
+        self.events: list[tuple[datetime, str, str, dict]] = []
+
+    def record_decision(self, decision: DecisionRecord) -> None:
+        self.decisions.append(decision)
+
+    def record_trade(self, row: dict[str, Any]) -> None:
+        missing = [c for c in TRADE_COLUMNS if c not in row]
+        if missing:
+            raise ValueError(f"trade row lacks columns {missing}")
+        self.trades.append(row)
+
+    def record_equity(self, ts: datetime, equity: float) -> None:
+        self.equity.append((ts, equity))
+
+    def record_event(self, ts: datetime, kind: str, message: str, data: dict | None = None) -> None:
+        self.events.append((ts, kind, message, data or {}))

@@ -1,0 +1,511 @@
+"""Data of the executor's functional core (PRD-135 names, core-contract.md shapes).
+
+Pure Python: no NautilusTrader types, no I/O, no wall clock. Everything that needs "now" takes it
+as an argument (engine time in backtests).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Literal
+
+Direction = Literal["long", "short"]
+TradeType = Literal["day", "swing", "scalp"]
+
+TIMEFRAMES: tuple[str, ...] = ("1m", "5m", "10m", "1h", "1d")
+# domain-facts §1: 1m -> scalp, 5m/10m -> day trade, 1h/1d -> swing
+TIMEFRAME_TRADE_TYPE: dict[str, TradeType] = {
+    "1m": "scalp",
+    "5m": "day",
+    "10m": "day",
+    "1h": "swing",
+    "1d": "swing",
+}
+
+HIGH_CONVICTION = 75
+MEDIUM_CONVICTION = 50
+
+
+class InstrumentMode(str, Enum):
+    OPTIONS = "options"  # scalps -> 0DTE/1DTE options, day/swing -> stock
+    LEVERAGED_ETF = "leveraged_etf"  # everything -> leveraged ETFs
+    BOTH = "both"  # scalps -> options, day -> leveraged ETF, swing -> stock
+    STOCK = "stock"  # baseline: trade the signal ticker itself
+
+
+class SignalType(str, Enum):
+    CLOUD_CROSS_BULLISH = "cloud_cross_bullish"
+    CLOUD_CROSS_BEARISH = "cloud_cross_bearish"
+    CLOUD_FLIP_BULLISH = "cloud_flip_bullish"
+    CLOUD_FLIP_BEARISH = "cloud_flip_bearish"
+    CLOUD_BOUNCE_LONG = "cloud_bounce_long"
+    CLOUD_BOUNCE_SHORT = "cloud_bounce_short"
+    TREND_ALIGNED_LONG = "trend_aligned_long"
+    TREND_ALIGNED_SHORT = "trend_aligned_short"
+    MOMENTUM_EXHAUSTION = "momentum_exhaustion"
+    MTF_CONFLUENCE = "mtf_confluence"
+
+
+def _require_price(name: str, value: Any) -> float:
+    """A strictly positive, finite number; ValueError naming the field otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    v = float(value)
+    if math.isnan(v) or math.isinf(v) or v <= 0.0:
+        raise ValueError(f"{name} must be a positive finite price, got {value!r}")
+    return v
+
+
+def _require_aware_utc(name: str, value: Any) -> datetime:
+    if not isinstance(value, datetime):
+        raise ValueError(f"{name} must be a datetime, got {value!r}")
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError(f"{name} must be timezone-aware (UTC), got naive {value.isoformat()}")
+    return value.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class CloudState:
+    """One EMA cloud layer at one bar (domain-facts §1)."""
+
+    name: str  # "fast" (5/12), "pullback" (8/9), "trend" (20/21), "macro" (34/50), ...
+    short_ema: float
+    long_ema: float
+    is_bullish: bool  # short EMA >= long EMA
+    thickness: float  # |short - long| / price
+    price_above: bool
+    price_inside: bool
+    price_below: bool
+
+    @property
+    def upper(self) -> float:
+        return max(self.short_ema, self.long_ema)
+
+    @property
+    def lower(self) -> float:
+        return min(self.short_ema, self.long_ema)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CloudState:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TradeSignal:
+    """A signal from the EMA-cloud engine (PRD-134 contract, domain-facts §1).
+
+    Construction validates every field and raises ValueError naming the field and the value.
+    """
+
+    signal_type: SignalType
+    direction: Direction
+    ticker: str
+    timeframe: str
+    conviction: int
+    entry_price: float
+    stop_loss: float
+    target_price: float | None
+    cloud_states: list[CloudState]
+    timestamp: datetime
+    metadata: dict[str, Any] = field(default_factory=dict)
+    signal_id: str = ""  # stable id; derived from ticker/timeframe/type/time when empty
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        try:
+            set_(self, "signal_type", SignalType(self.signal_type))
+        except ValueError:
+            raise ValueError(f"signal_type: unknown signal type {self.signal_type!r}") from None
+        if self.direction not in ("long", "short"):
+            raise ValueError(f"direction must be 'long' or 'short', got {self.direction!r}")
+        if not isinstance(self.ticker, str) or not self.ticker.strip():
+            raise ValueError(f"ticker must be a non-empty string, got {self.ticker!r}")
+        set_(self, "ticker", self.ticker.strip().upper())
+        if self.timeframe not in TIMEFRAMES:
+            raise ValueError(f"timeframe must be one of {TIMEFRAMES}, got {self.timeframe!r}")
+        if isinstance(self.conviction, bool) or not isinstance(self.conviction, int):
+            if isinstance(self.conviction, float) and self.conviction.is_integer():
+                set_(self, "conviction", int(self.conviction))
+            else:
+                raise ValueError(f"conviction must be an integer 0-100, got {self.conviction!r}")
+        if not 0 <= self.conviction <= 100:
+            raise ValueError(f"conviction must be within 0-100, got {self.conviction!r}")
+        entry = _require_price("entry_price", self.entry_price)
+        stop = _require_price("stop_loss", self.stop_loss)
+        set_(self, "entry_price", entry)
+        set_(self, "stop_loss", stop)
+        if self.direction == "long" and not stop < entry:
+            raise ValueError(
+                f"stop_loss {stop} must be below entry_price {entry} for a long signal"
+            )
+        if self.direction == "short" and not stop > entry:
+            raise ValueError(
+                f"stop_loss {stop} must be above entry_price {entry} for a short signal"
+            )
+        if self.target_price is not None:
+            target = _require_price("target_price", self.target_price)
+            set_(self, "target_price", target)
+            if self.direction == "long" and not target > entry:
+                raise ValueError(
+                    f"target_price {target} must be above entry_price {entry} for a long signal"
+                )
+            if self.direction == "short" and not target < entry:
+                raise ValueError(
+                    f"target_price {target} must be below entry_price {entry} for a short signal"
+                )
+        if not isinstance(self.cloud_states, list) or not all(
+            isinstance(c, CloudState) for c in self.cloud_states
+        ):
+            raise ValueError("cloud_states must be a list of CloudState")
+        set_(self, "timestamp", _require_aware_utc("timestamp", self.timestamp))
+        if self.metadata is None:
+            set_(self, "metadata", {})
+        if not isinstance(self.metadata, dict):
+            raise ValueError(f"metadata must be a dict, got {type(self.metadata).__name__}")
+        if not self.signal_id:
+            set_(
+                self,
+                "signal_id",
+                f"{self.ticker}-{self.timeframe}-{self.signal_type.value}-"
+                f"{self.timestamp:%Y%m%dT%H%M%SZ}",
+            )
+
+    @property
+    def trade_type(self) -> TradeType:
+        return TIMEFRAME_TRADE_TYPE[self.timeframe]
+
+    @property
+    def stop_distance(self) -> float:
+        """|entry - stop| in price units of the signal ticker."""
+        return abs(self.entry_price - self.stop_loss)
+
+    def cloud(self, name: str) -> CloudState | None:
+        for c in self.cloud_states:
+            if c.name == name:
+                return c
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "signal_id": self.signal_id,
+            "signal_type": self.signal_type.value,
+            "direction": self.direction,
+            "ticker": self.ticker,
+            "timeframe": self.timeframe,
+            "conviction": self.conviction,
+            "entry_price": self.entry_price,
+            "stop_loss": self.stop_loss,
+            "target_price": self.target_price,
+            "cloud_states": [c.to_dict() for c in self.cloud_states],
+            "timestamp": self.timestamp.isoformat(),
+            "metadata": dict(self.metadata),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TradeSignal:
+        """Inverse of to_dict; raises ValueError naming the missing or bad field."""
+        required = (
+            "signal_type",
+            "direction",
+            "ticker",
+            "timeframe",
+            "conviction",
+            "entry_price",
+            "stop_loss",
+            "timestamp",
+        )
+        for key in required:
+            if key not in d:
+                raise ValueError(f"{key}: missing from signal record")
+        ts = d["timestamp"]
+        if isinstance(ts, str):
+            try:
+                ts = datetime.fromisoformat(ts)
+            except ValueError:
+                raise ValueError(f"timestamp: not an ISO-8601 time: {ts!r}") from None
+        return cls(
+            signal_type=d["signal_type"],
+            direction=d["direction"],
+            ticker=d["ticker"],
+            timeframe=d["timeframe"],
+            conviction=d["conviction"],
+            entry_price=d["entry_price"],
+            stop_loss=d["stop_loss"],
+            target_price=d.get("target_price"),
+            cloud_states=[CloudState.from_dict(c) for c in d.get("cloud_states") or []],
+            timestamp=ts,
+            metadata=dict(d.get("metadata") or {}),
+            signal_id=d.get("signal_id") or "",
+        )
+
+
+@dataclass
+class Position:
+    """An open position (seed fields; extras with defaults)."""
+
+    ticker: str
+    direction: Direction
+    entry_price: float
+    current_price: float
+    shares: int
+    stop_loss: float
+    target_price: float | None
+    entry_time: datetime
+    signal_id: str
+    trade_type: TradeType
+    unrealized_pnl: float | None = None  # computed from prices when not given
+    instrument_type: Literal["stock", "option", "leveraged_etf"] = "stock"
+    leverage: float = 1.0  # signed: negative for inverse ETFs
+    underlying: str | None = None  # the signal ticker; defaults to ticker
+    sector: str | None = None
+    multiplier: float = 1.0  # 100 for equity options
+    delta: float | None = None  # options: per-contract delta (signed)
+    underlying_price: float | None = None  # price of `underlying` (for exposure)
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("long", "short"):
+            raise ValueError(f"direction must be 'long' or 'short', got {self.direction!r}")
+        if isinstance(self.shares, bool) or not isinstance(self.shares, int) or self.shares < 0:
+            raise ValueError(f"shares must be a non-negative integer, got {self.shares!r}")
+        _require_price("entry_price", self.entry_price)
+        _require_price("current_price", self.current_price)
+        if self.underlying is None:
+            self.underlying = self.ticker
+        if self.unrealized_pnl is None:
+            self.unrealized_pnl = self.compute_unrealized_pnl()
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.direction == "long" else -1
+
+    @property
+    def market_value(self) -> float:
+        """Unsigned notional at the current price."""
+        return self.current_price * self.shares * self.multiplier
+
+    def compute_unrealized_pnl(self) -> float:
+        return (self.current_price - self.entry_price) * self.shares * self.multiplier * self.sign
+
+    def mark(self, price: float) -> None:
+        self.current_price = _require_price("current_price", price)
+        self.unrealized_pnl = self.compute_unrealized_pnl()
+
+
+@dataclass
+class PendingOrder:
+    """An entry order sent but not (fully) filled; counts toward duplicates, exposure, buying power."""
+
+    ticker: str
+    direction: Direction
+    shares: int
+    price: float
+    signal_id: str = ""
+    underlying: str | None = None
+    sector: str | None = None
+    leverage: float = 1.0
+    instrument_type: str = "stock"
+
+    def __post_init__(self) -> None:
+        if self.underlying is None:
+            self.underlying = self.ticker
+
+
+@dataclass
+class AccountState:
+    equity: float
+    cash: float
+    buying_power: float
+    open_positions: list[Position]
+    daily_pnl: float
+    daily_trades: int
+    is_pdt_compliant: bool = True  # informational only; nothing depends on it (domain-facts §5)
+    starting_equity: float | None = None  # equity at the session start; defaults to equity
+    pending_orders: list[PendingOrder] = field(default_factory=list)
+    # pnl % of the most recent closed trades, oldest first (kill switch trigger 5)
+    recent_trade_pnl_pcts: list[float] = field(default_factory=list)
+    as_of: datetime | None = None  # when this snapshot was taken (engine time)
+    last_broker_contact: datetime | None = None  # kill switch trigger 3
+
+    def __post_init__(self) -> None:
+        for name in ("equity", "cash", "buying_power", "daily_pnl"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+                raise ValueError(f"{name} must be a number, got {v!r}")
+        if self.starting_equity is None:
+            self.starting_equity = self.equity
+
+
+@dataclass
+class ExecutorConfig:
+    # ── Instrument Mode ──────────────────────────────────
+    instrument_mode: InstrumentMode = InstrumentMode.BOTH
+
+    # Risk parameters (Aggressive)
+    max_risk_per_trade: float = 0.05
+    max_concurrent_positions: int = 10
+    daily_loss_limit: float = 0.10
+    max_single_stock_exposure: float = 0.15
+    max_sector_exposure: float = 0.30
+    min_account_equity: float = 25_000.0
+
+    # Execution
+    primary_broker: str = "alpaca"
+    fallback_broker: str = "ibkr"
+    slippage_buffer: float = 0.001
+    default_time_in_force: str = "day"
+
+    # Entry
+    high_conviction_order_type: str = "market"
+    medium_conviction_order_type: str = "limit"
+    scale_in_enabled: bool = True
+    scale_in_initial_pct: float = 0.5
+
+    # Exit
+    reward_to_risk_target: float = 2.0
+    time_stop_minutes: int = 120
+    eod_close_time: str = "15:55"
+    trailing_stop_cloud: str = "pullback"
+
+    # ── Leveraged ETF Settings ───────────────────────────
+    max_etf_hold_days_3x: int = 5
+    max_etf_hold_days_2x: int = 10
+    prefer_3x_for_day_trades: bool = True
+    min_etf_daily_volume: float = 10_000_000
+    etf_sector_mapping: bool = True
+
+    # Kill switch
+    consecutive_loss_threshold: int = 3
+    consecutive_loss_pct: float = 0.03
+    api_timeout_seconds: int = 60
+
+    # ── Extras (not in the seed) ─────────────────────────
+    calendar: str = "XNYS"  # exchange calendar for market hours / early closes
+    eod_minutes_before_close: int = 5  # 15:55 on a 16:00 close, 12:55 on a 13:00 early close
+
+    def __post_init__(self) -> None:
+        try:
+            self.instrument_mode = InstrumentMode(self.instrument_mode)
+        except ValueError:
+            raise ValueError(
+                f"instrument_mode must be one of {[m.value for m in InstrumentMode]}, "
+                f"got {self.instrument_mode!r}"
+            ) from None
+        fractions = (
+            "max_risk_per_trade",
+            "daily_loss_limit",
+            "max_single_stock_exposure",
+            "max_sector_exposure",
+            "scale_in_initial_pct",
+            "consecutive_loss_pct",
+        )
+        for name in fractions:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+                raise ValueError(f"{name} must be a fraction in (0, 1], got {v!r}")
+        if not 0 <= self.slippage_buffer < 0.1:
+            raise ValueError(f"slippage_buffer must be in [0, 0.1), got {self.slippage_buffer!r}")
+        positive_ints = (
+            "max_concurrent_positions",
+            "time_stop_minutes",
+            "max_etf_hold_days_3x",
+            "max_etf_hold_days_2x",
+            "consecutive_loss_threshold",
+            "api_timeout_seconds",
+        )
+        for name in positive_ints:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.min_account_equity < 0:
+            raise ValueError(
+                f"min_account_equity must be >= 0, got {self.min_account_equity!r}"
+            )
+        if self.reward_to_risk_target <= 0:
+            raise ValueError(
+                f"reward_to_risk_target must be > 0, got {self.reward_to_risk_target!r}"
+            )
+        try:
+            hh, mm = self.eod_close_time.split(":")
+            if not (0 <= int(hh) < 24 and 0 <= int(mm) < 60):
+                raise ValueError
+        except (ValueError, AttributeError):
+            raise ValueError(
+                f"eod_close_time must be 'HH:MM', got {self.eod_close_time!r}"
+            ) from None
+        for name in ("primary_broker", "fallback_broker"):
+            if getattr(self, name) not in ("alpaca", "ibkr", "none"):
+                raise ValueError(
+                    f"{name} must be 'alpaca', 'ibkr' or 'none', got {getattr(self, name)!r}"
+                )
+        if self.default_time_in_force not in ("day", "gtc", "ioc"):
+            raise ValueError(
+                f"default_time_in_force must be day/gtc/ioc, got {self.default_time_in_force!r}"
+            )
+
+
+@dataclass
+class RiskDecision:
+    approved: bool
+    reason: str | None  # "<code>: <explanation with the numbers>" when rejected
+    adjustments: dict | None  # e.g. {"max_shares": 120, "why": "..."} when a cap shrinks size
+    details: dict[str, Any] = field(default_factory=dict)  # the numbers every check used
+
+    @property
+    def code(self) -> str | None:
+        if self.reason is None:
+            return None
+        return self.reason.split(":", 1)[0]
+
+
+RISK_REASON_CODES = (
+    "kill_switch",
+    "daily_loss_limit",
+    "max_positions",
+    "duplicate",
+    "conflict",
+    "single_stock_exposure",
+    "sector_exposure",
+    "market_closed",
+    "min_equity",
+    "buying_power",
+    "invalid_signal",
+    "low_conviction",
+)
+
+
+@dataclass
+class PositionSize:
+    shares: int
+    notional: float
+    risk_amount: float
+    conviction_multiplier: float
+    capped_by: str | None = None  # "single_stock_exposure", "buying_power", ... or None
+    raw_shares: float = 0.0  # before conviction multiplier and caps
+    stop_distance: float = 0.0  # per share, in the traded instrument's price units
+
+
+@dataclass
+class InstrumentDecision:
+    instrument_type: Literal["stock", "option", "leveraged_etf"]
+    ticker: str
+    original_signal_ticker: str
+    leverage: float
+    is_inverse: bool
+    etf_metadata: dict | None
+    tradeable: bool = True  # False when no instrument fits (e.g. short signal, no inverse ETF)
+    reason: str | None = None  # why it was routed so / not routed
+
+
+@dataclass
+class ETFSelection:
+    ticker: str
+    leverage: float
+    tracks: str
+    avg_daily_volume: float
+    is_inverse: bool
