@@ -30,8 +30,12 @@ class TradeSignalData(Data):
     payload: str = ""  # TradeSignal.to_dict() as JSON
 
     @classmethod
-    def from_signal(cls, signal: TradeSignal, ts_event: int, ts_init: int) -> "TradeSignalData":
-        return cls(
+    def from_signal(cls, signal: TradeSignal, ts_event: int, ts_init: int,
+                    *, serialize: bool = True) -> "TradeSignalData":
+        """Wrap a signal. With serialize=False the JSON payload is left empty and the object itself
+        rides along (in-process publication: the subscriber gets the very same TradeSignal, no
+        JSON round trip); `with_payload()` fills it before the signal is written to a catalog."""
+        data = cls(
             ts_event=ts_event,
             ts_init=ts_init,
             signal_id=signal.signal_id,
@@ -40,16 +44,31 @@ class TradeSignalData(Data):
             signal_type=signal.signal_type.value,
             direction=signal.direction,
             conviction=signal.conviction,
-            payload=json.dumps(signal.to_dict(), separators=(",", ":"), sort_keys=True),
+            payload=_encode(signal) if serialize else "",
         )
+        data._signal = signal
+        return data
+
+    def with_payload(self) -> "TradeSignalData":
+        if not self.payload:
+            self.payload = _encode(self.to_signal())
+        return self
 
     def to_signal(self) -> TradeSignal:
-        """Rebuild the core TradeSignal (raises ValueError naming the bad field)."""
+        """The core TradeSignal (rebuilt from JSON when read from a catalog; raises ValueError naming
+        the bad field)."""
+        signal = getattr(self, "_signal", None)
+        if signal is not None:
+            return signal
         try:
             d = json.loads(self.payload)
         except json.JSONDecodeError as e:
             raise ValueError(f"payload: not valid JSON for signal {self.signal_id!r}: {e}") from None
         return TradeSignal.from_dict(d)
+
+
+def _encode(signal: TradeSignal) -> str:
+    return json.dumps(signal.to_dict(), separators=(",", ":"), sort_keys=True)
 
 
 TRADE_SIGNAL_DATA_TYPE = DataType(TradeSignalData)

@@ -1,0 +1,179 @@
+"""Backtest outputs: summary.json, trades.csv, decisions.csv and a self-contained HTML report.
+
+Pure functions over what the executor recorded (ExecutionLog); no plotting library needed: the
+equity curve and drawdown are drawn as inline SVG so the report opens anywhere, offline.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+from collections import Counter
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from strategies.execution_log import TRADE_COLUMNS, DecisionRecord
+
+NY = ZoneInfo("America/New_York")
+
+
+def max_drawdown_pct(equity: list[float]) -> float:
+    """Largest peak-to-trough fall, as a positive percentage of the peak."""
+    peak = -math.inf
+    worst = 0.0
+    for v in equity:
+        peak = max(peak, v)
+        if peak > 0:
+            worst = min(worst, v / peak - 1.0)
+    return round(-worst * 100.0, 4)
+
+
+def drawdown_series(equity: list[float]) -> list[float]:
+    peak = -math.inf
+    out = []
+    for v in equity:
+        peak = max(peak, v)
+        out.append((v / peak - 1.0) * 100.0 if peak > 0 else 0.0)
+    return out
+
+
+def daily_closes(curve: list[tuple[datetime, float]]) -> list[tuple[str, float]]:
+    """Last equity of each New York calendar day."""
+    by_day: dict[str, float] = {}
+    for ts, eq in curve:
+        by_day[ts.astimezone(NY).date().isoformat()] = eq
+    return sorted(by_day.items())
+
+
+def sharpe_ratio(curve: list[tuple[datetime, float]], starting_equity: float) -> float | None:
+    """Annualised Sharpe of daily returns (risk-free 0, sqrt(252)); None with < 2 days or no variance."""
+    closes = [starting_equity] + [eq for _, eq in daily_closes(curve)]
+    rets = [b / a - 1.0 for a, b in zip(closes, closes[1:]) if a > 0]
+    if len(rets) < 2:
+        return None
+    mean = sum(rets) / len(rets)
+    var = sum((r - mean) ** 2 for r in rets) / (len(rets) - 1)
+    if var <= 0:
+        return None
+    return round(mean / math.sqrt(var) * math.sqrt(252), 4)
+
+
+def build_summary(*, mode: str, start: str | None, end: str | None, symbols: list[str],
+                  starting_equity: float, ending_equity: float, trades: list[dict[str, Any]],
+                  decisions: list[DecisionRecord], curve: list[tuple[datetime, float]],
+                  signals_received: int, bars: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    wins = sum(1 for t in trades if t["pnl"] > 0)
+    fees = sum(json.loads(t["metadata_json"]).get("fees", 0.0) for t in trades)
+    rejected = Counter(d.reason_code or "unknown" for d in decisions if not d.approved)
+    summary = {
+        "mode": mode,
+        "period": {"start": start, "end": end},
+        "symbols": symbols,
+        "starting_equity": round(starting_equity, 2),
+        "ending_equity": round(ending_equity, 2),
+        "total_return_pct": round((ending_equity / starting_equity - 1.0) * 100.0, 4),
+        "max_drawdown_pct": max_drawdown_pct([starting_equity] + [eq for _, eq in curve]),
+        "sharpe": sharpe_ratio(curve, starting_equity),
+        "trades": len(trades),
+        "win_rate": round(wins / len(trades), 4) if trades else None,
+        "realized_pnl": round(sum(t["pnl"] for t in trades), 2),
+        "fees": round(fees, 2),
+        "exits_by_reason": dict(sorted(Counter(t["exit_reason"] for t in trades).items())),
+        "signals_received": signals_received,
+        "signals_approved": sum(1 for d in decisions if d.approved),
+        "signals_rejected": sum(rejected.values()),
+        "rejected_by_reason": dict(sorted(rejected.items())),
+        "bars_processed": bars,
+    }
+    if extra:
+        summary.update(extra)
+    return summary
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat()
+    return "" if v is None else v
+
+
+def write_trades_csv(path: Path, trades: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(TRADE_COLUMNS)
+        for t in trades:
+            w.writerow([_cell(t[c]) for c in TRADE_COLUMNS])
+
+
+DECISION_COLUMNS = ("ts", "signal_id", "ticker", "timeframe", "signal_type", "direction", "conviction",
+                    "approved", "reason_code", "reason", "instrument", "instrument_type", "shares",
+                    "order_ids", "details")
+
+
+def write_decisions_csv(path: Path, decisions: list[DecisionRecord]) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(DECISION_COLUMNS)
+        for d in decisions:
+            row = asdict(d)
+            row["order_ids"] = " ".join(d.order_ids)
+            row["details"] = json.dumps(d.details, sort_keys=True, default=str)
+            w.writerow([_cell(row[c]) for c in DECISION_COLUMNS])
+
+
+def _downsample(points: list[tuple[datetime, float]], n: int = 1500) -> list[tuple[datetime, float]]:
+    if len(points) <= n:
+        return points
+    step = len(points) / n
+    return [points[int(i * step)] for i in range(n)] + [points[-1]]
+
+
+def _svg_line(values: list[float], width: int, height: int, color: str, fill: bool = False) -> str:
+    if not values:
+        return f'<svg width="{width}" height="{height}"></svg>'
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    pad = 30
+    xs = [pad + i * (width - 2 * pad) / max(1, len(values) - 1) for i in range(len(values))]
+    ys = [height - pad - (v - lo) / span * (height - 2 * pad) for v in values]
+    pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys))
+    area = ""
+    if fill:
+        top = height - pad - (0 - lo) / span * (height - 2 * pad) if lo <= 0 <= hi else pad
+        area = f'<polygon points="{xs[0]:.1f},{top:.1f} {pts} {xs[-1]:.1f},{top:.1f}" fill="{color}" opacity="0.25"/>'
+    return (f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
+            f'<rect width="100%" height="100%" fill="#fff" stroke="#ddd"/>{area}'
+            f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.5"/>'
+            f'<text x="4" y="14" font-size="11">{hi:,.2f}</text>'
+            f'<text x="4" y="{height - 6}" font-size="11">{lo:,.2f}</text></svg>')
+
+
+def write_html(path: Path, summary: dict[str, Any], curve: list[tuple[datetime, float]],
+               trades: list[dict[str, Any]], title: str = "Backtest report") -> None:
+    pts = _downsample(curve)
+    eq = [v for _, v in pts]
+    dd = drawdown_series(eq)
+    first = pts[0][0].isoformat() if pts else ""
+    last = pts[-1][0].isoformat() if pts else ""
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v))}</td></tr>"
+                   for k, v in summary.items())
+    trade_rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(_cell(t[c])))}</td>" for c in
+                         ("entry_time", "exit_time", "ticker", "direction", "shares", "entry_price",
+                          "exit_price", "exit_reason", "pnl")) + "</tr>"
+        for t in trades[:500])
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:20px}}table{{border-collapse:collapse;font-size:12px}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<h2>Equity</h2><p>{html.escape(first)} &rarr; {html.escape(last)}</p>{_svg_line(eq, 960, 280, "#1f6feb")}
+<h2>Drawdown (%)</h2>{_svg_line(dd, 960, 160, "#d1242f", fill=True)}
+<h2>Summary</h2><table>{rows}</table>
+<h2>Trades ({len(trades)}{", first 500 shown" if len(trades) > 500 else ""})</h2>
+<table><tr><th>entry</th><th>exit</th><th>ticker</th><th>dir</th><th>shares</th><th>entry px</th>
+<th>exit px</th><th>exit reason</th><th>pnl</th></tr>{trade_rows}</table></body></html>"""
+    path.write_text(doc)

@@ -1,0 +1,162 @@
+"""`trade-executor` command line: data import, sample data, backtests, benchmark, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "data"
+DEFAULT_CATALOG = DATA_DIR / "catalog"
+
+
+def _parse_overrides(pairs: list[str]) -> dict:
+    """--set key=value (value parsed as JSON when it parses, else kept as a string)."""
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        k, v = pair.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
+def cmd_data_import(args) -> int:
+    from backtests import catalog_io
+
+    report = catalog_io.import_files(Path(args.catalog), [Path(p) for p in args.files], tz=args.tz,
+                                     label=args.label, symbols=[args.symbol] if args.symbol else None)
+    print(report)
+    return 0
+
+
+def cmd_data_sample(args) -> int:
+    from backtests.sample_data import generate_sample
+
+    paths = generate_sample(Path(args.out), sessions=args.sessions, seed=args.seed)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_backtest(args) -> int:
+    from backtests.runner import BacktestSpec, run_backtest
+
+    spec = BacktestSpec(
+        catalog=Path(args.catalog), symbols=[s for s in args.symbols.split(",") if s.strip()],
+        start=args.start, end=args.end, mode=args.mode, out_dir=Path(args.out),
+        starting_cash=args.cash, executor=_parse_overrides(args.set),
+        signals_catalog=Path(args.signals_from) if args.signals_from else None,
+        record_signals=Path(args.record_signals) if args.record_signals else None,
+        extended_hours=args.extended_hours, price_source=args.price_source, progress=not args.quiet,
+    )
+    result = run_backtest(spec)
+    s = result.summary
+    print(f"backtest {s['mode']} {','.join(s['symbols'])}: {result.bars:,} bars in {result.elapsed_s:.1f}s "
+          f"({result.bars / max(result.elapsed_s, 1e-9):,.0f} bars/s)")
+    print(f"  equity {s['starting_equity']:,.2f} -> {s['ending_equity']:,.2f} ({s['total_return_pct']:+.2f}%), "
+          f"max drawdown {s['max_drawdown_pct']:.2f}%, sharpe {s['sharpe']}")
+    print(f"  trades {s['trades']}, win rate {s['win_rate']}, fees {s['fees']:.2f}, exits {s['exits_by_reason']}")
+    print(f"  signals {s['signals_received']} received, {s['signals_approved']} approved, "
+          f"rejected {s['rejected_by_reason']}")
+    print(f"  wrote {args.out}/summary.json, trades.csv, decisions.csv, report.html")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from backtests.bench import main as bench_main
+
+    return bench_main(args)
+
+
+def cmd_demo(args) -> int:
+    """Generate the sample data set, import it, backtest it: the README's first command."""
+    import shutil
+
+    from backtests import catalog_io
+    from backtests.runner import BacktestSpec, run_backtest
+    from backtests.sample_data import generate_sample
+
+    sample_dir = DATA_DIR / "sample"
+    catalog = DATA_DIR / "catalog"
+    print(f"1/3 generating sample data in {sample_dir}")
+    paths = generate_sample(sample_dir)
+    print(f"2/3 importing {len(paths)} files into {catalog}")
+    if catalog.exists():
+        shutil.rmtree(catalog)
+    print(catalog_io.import_files(catalog, paths, tz="UTC", label="open"))
+    out = PROJECT_ROOT / "backtests" / "out" / "demo"
+    symbols = catalog_io.list_symbols(catalog)
+    print(f"3/3 backtesting {','.join(symbols)} in mode 'stock' -> {out}")
+    ns = argparse.Namespace(catalog=str(catalog), symbols=",".join(symbols), start=None, end=None,
+                            mode=args.mode, out=str(out), cash=100_000.0, set=[], signals_from=None,
+                            record_signals=None, extended_hours=False, price_source="close", quiet=False)
+    return cmd_backtest(ns)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trade-executor", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="bar data: import files into a catalog, generate sample data")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    imp = dsub.add_parser("import", help="import OHLCV CSV/parquet files as 1-minute bars into a ParquetDataCatalog")
+    imp.add_argument("files", nargs="+")
+    imp.add_argument("--catalog", default=str(DEFAULT_CATALOG))
+    imp.add_argument("--tz", default=None, help="timezone of naive timestamps, e.g. UTC or America/New_York")
+    imp.add_argument("--label", choices=("open", "close"), default="open",
+                     help="whether a row's time is its bar's open (default) or close")
+    imp.add_argument("--symbol", default=None, help="symbol for a single file (default: Symbol column or file name)")
+    imp.set_defaults(func=cmd_data_import)
+    smp = dsub.add_parser("sample", help="write the project's deterministic sample data set (CSV)")
+    smp.add_argument("--out", default=str(DATA_DIR / "sample"))
+    smp.add_argument("--sessions", type=int, default=15)
+    smp.add_argument("--seed", type=int, default=135)
+    smp.set_defaults(func=cmd_data_sample)
+
+    bt = sub.add_parser("backtest", help="run the executor over catalog bars")
+    bt.add_argument("--catalog", default=str(DEFAULT_CATALOG))
+    bt.add_argument("--symbols", required=True, help="comma-separated signal tickers, e.g. QQQ,SPY")
+    bt.add_argument("--start", default=None, help="UTC date/time (inclusive); default: first bar")
+    bt.add_argument("--end", default=None, help="UTC date/time (exclusive); default: last bar")
+    bt.add_argument("--mode", default="stock", help="options | leveraged_etf | both | stock")
+    bt.add_argument("--out", required=True, help="output folder")
+    bt.add_argument("--cash", type=float, default=100_000.0, help="starting equity (USD)")
+    bt.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override an ExecutorConfig field, e.g. --set max_risk_per_trade=0.02")
+    bt.add_argument("--signals-from", default=None, help="replay signals from this catalog instead of generating")
+    bt.add_argument("--record-signals", default=None, help="write the generated signals to this catalog")
+    bt.add_argument("--extended-hours", action="store_true", help="feed pre/after-market bars too")
+    bt.add_argument("--price-source", choices=("close", "hl2"), default="close")
+    bt.add_argument("--quiet", action="store_true", help="no progress lines")
+    bt.set_defaults(func=cmd_backtest)
+
+    be = sub.add_parser("bench", help="bars/s of a no-op strategy vs the full pipeline, and peak memory")
+    be.add_argument("--catalog", default=None, help="catalog to read bars from (default: generate)")
+    be.add_argument("--symbol", default=None)
+    be.add_argument("--sessions", type=int, default=60, help="sessions of generated bars when no catalog")
+    be.set_defaults(func=cmd_bench)
+
+    demo = sub.add_parser("demo", help="sample data -> catalog -> backtest (the README's first command)")
+    demo.add_argument("--mode", default="stock")
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"trade-executor: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
