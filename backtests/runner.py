@@ -35,7 +35,7 @@ from backtests.report import build_summary, write_decisions_csv, write_html, wri
 from strategies.execution_log import ExecutionLog
 from strategies.executor_strategy import ExecutorStrategy, ExecutorStrategyConfig
 from strategies.fees import USEquityFeeModel
-from strategies.signal_actor import SignalActor, SignalActorConfig
+from strategies.signal_actor import SignalActor, SignalActorConfig, signal_order
 from strategies.signal_data import TradeSignalData
 from strategies.trade_executor import ExecutorConfig, InstrumentMode
 from strategies.trade_executor.etf_catalog import LEVERAGED_ETF_CATALOG
@@ -262,9 +262,9 @@ def write_signals(catalog_dir: Path, signals: list[TradeSignalData]) -> None:
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
     catalog_dir.mkdir(parents=True, exist_ok=True)
-    # Stamped 1 ns after the bar that produced them, so that on replay the data engine delivers
-    # each signal after its bar, exactly as the in-process actor does (same prices, same fills).
-    rows = [TradeSignalData(ts_event=s.ts_event, ts_init=s.ts_event + 1, signal_id=s.signal_id, ticker=s.ticker,
+    # The actor stamps signals 1 ns after the bar that produced them (ts_init), so on replay the
+    # data engine delivers each after its bar, exactly when the in-process actor publishes it.
+    rows = [TradeSignalData(ts_event=s.ts_event, ts_init=s.ts_init, signal_id=s.signal_id, ticker=s.ticker,
                             timeframe=s.timeframe, signal_type=s.signal_type, direction=s.direction,
                             conviction=s.conviction, payload=s.with_payload().payload) for s in signals]
     if rows:
@@ -280,5 +280,5 @@ def _load_signals(catalog_dir: Path, bars: list) -> list:
     if bars:
         lo, hi = bars[0].ts_init, bars[-1].ts_init + 1
         raw = [r for r in raw if lo <= r.ts_init <= hi]
-    raw.sort(key=lambda r: r.ts_init)
+    raw.sort(key=lambda r: signal_order(r.data))
     return raw

@@ -38,6 +38,7 @@ from strategies.trade_executor import (
     PositionSize,
     PositionSizer,
     RiskGate,
+    SignalType,
     TradeSignal,
 )
 from strategies.trade_executor.etf_catalog import LEVERAGED_ETF_CATALOG, sector_of
@@ -200,6 +201,11 @@ class ExecutorStrategy(Strategy):
         except ValueError as e:
             self._record(now, None, approved=False, code="invalid_signal", reason=f"invalid_signal: {e}",
                          raw=data)
+            return
+        if signal.signal_type == SignalType.MOMENTUM_EXHAUSTION or signal.metadata.get("is_entry") is False:
+            # exhaustion says a move is stretched: a reason to take profit, never to enter
+            self._record(now, signal, approved=False, code="not_entry",
+                         reason=f"not_entry: {signal.signal_type.value} is an exit signal, not an entry")
             return
         self._roll_session(now)
         account = self.account_state(now)

@@ -34,6 +34,11 @@ TIMEFRAME_SPECS: dict[str, tuple[str, timedelta]] = {
 }
 
 
+def signal_order(d: TradeSignalData) -> tuple:
+    """Canonical order of signals stamped at the same time (also used when replaying)."""
+    return (d.ts_init, d.ticker, d.timeframe, d.signal_type, d.signal_id)
+
+
 def bar_type_for(symbol: str, venue: str, timeframe: str) -> BarType:
     spec, _ = TIMEFRAME_SPECS[timeframe]
     if timeframe == "1m":
@@ -62,6 +67,8 @@ class SignalActor(Actor):
         self._routes: dict[BarType, tuple[str, str, timedelta]] = {}
         self.published: list[TradeSignalData] = []
         self.signal_count = 0
+        self._buffer: list[TradeSignalData] = []
+        self._flush_at: int | None = None
 
     def on_start(self) -> None:
         for sym in self.config.symbols:
@@ -86,13 +93,32 @@ class SignalActor(Actor):
             close=bar.close.as_double(),
             volume=bar.volume.as_double(),
         )
-        for signal in self.engine.on_bar(sym, tf, ohlcv):
-            data = TradeSignalData.from_signal(signal, ts_event=bar.ts_event, ts_init=self.clock.timestamp_ns(),
-                                              serialize=False)
+        signals = self.engine.on_bar(sym, tf, ohlcv)
+        if not signals:
+            return
+        for signal in signals:
+            self._buffer.append(TradeSignalData.from_signal(
+                signal, ts_event=bar.ts_event, ts_init=bar.ts_event + 1, serialize=False))
+        if self._flush_at is None:
+            # Publish 1 ns after the bar, once every bar of that minute (all symbols, all
+            # timeframes) has been seen, in a canonical order: exactly what a replay of the
+            # recorded signal set does, so replayed and in-process runs trade identically.
+            self._flush_at = bar.ts_event + 1
+            self.clock.set_time_alert_ns(f"signals-{self._flush_at}", self._flush_at, self._flush)
+
+    def _flush(self, event=None) -> None:
+        batch = sorted(self._buffer, key=signal_order)
+        self._buffer = []
+        self._flush_at = None
+        for data in batch:
             self.signal_count += 1
             if self.config.keep_signals:
                 self.published.append(data)
             self.publish_data(TRADE_SIGNAL_DATA_TYPE, data)
+
+    def on_stop(self) -> None:
+        if self._buffer:
+            self._flush()
 
     def _in_session(self, close_ts: datetime, length: timedelta, tf: str) -> bool:
         start = close_ts - length
