@@ -92,9 +92,22 @@ def _aware(ts: datetime, what: str = "ts") -> datetime:
     return ts
 
 
+_ET_DATE_BY_HOUR: dict[int, date] = {}
+
+
 def et_date(ts: datetime) -> date:
-    """The New York calendar date of an aware instant."""
-    return _aware(ts).astimezone(ET).date()
+    """The New York calendar date of an aware instant.
+
+    Memoised per UTC hour (New York's UTC offset is a whole number of hours, so the date cannot
+    change inside a UTC hour): this runs several times per bar in a backtest.
+    """
+    key = int(_aware(ts).timestamp()) // 3600
+    d = _ET_DATE_BY_HOUR.get(key)
+    if d is None:
+        if len(_ET_DATE_BY_HOUR) > 200_000:
+            _ET_DATE_BY_HOUR.clear()
+        d = _ET_DATE_BY_HOUR[key] = ts.astimezone(ET).date()
+    return d
 
 
 class MarketCalendar:
