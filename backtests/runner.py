@@ -32,7 +32,7 @@ from nautilus_trader.model.objects import Money
 
 from backtests import catalog_io
 from backtests.report import build_summary, write_decisions_csv, write_html, write_trades_csv
-from strategies.execution_log import ExecutionLog
+from strategies.execution_log import ExecutionLog, TeeSink
 from strategies.executor_strategy import ExecutorStrategy, ExecutorStrategyConfig
 from strategies.fees import USEquityFeeModel
 from strategies.signal_actor import SignalActor, SignalActorConfig, signal_order
@@ -62,6 +62,7 @@ class BacktestSpec:
     record_signals: Path | None = None  # write the generated signal set to this catalog
     extended_hours: bool = False  # feed pre/after-market bars too (default: regular session only)
     price_source: str = "close"
+    db_url: str | None = None  # journal every decision/trade/event to this database (run_id keeps runs apart)
     progress: bool = True
     log_level: str = "ERROR"
 
@@ -214,17 +215,29 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
         ))
         engine.add_actor(actor)
     log = ExecutionLog()
+    journal = None
+    sink = log
+    if spec.db_url:
+        from strategies.journal import JournalSink, new_run_id, upgrade
+
+        upgrade(spec.db_url)
+        journal = JournalSink(spec.db_url, run_id=new_run_id())
+        sink = TeeSink(log, journal)
     strategy = ExecutorStrategy(ExecutorStrategyConfig(
         executor={"instrument_mode": spec.mode, **spec.executor},
         symbols=tuple(followed), venue=VENUE,
         signal_client_id=SIGNAL_CLIENT if replay else None,
-    ), sink=log)
+    ), sink=sink)
     engine.add_strategy(strategy)
     if on_engine is not None:
         on_engine(engine)
 
     t0 = time.perf_counter()
-    _run_streaming(engine, bars, signals, progress=spec.progress)
+    try:
+        _run_streaming(engine, bars, signals, progress=spec.progress)
+    finally:
+        if journal is not None:
+            journal.close()  # flushes the batched decisions / equity points
     elapsed = time.perf_counter() - t0
 
     ending_equity = strategy.equity()
@@ -240,13 +253,23 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
         extra={"traded_symbols": followed, "first_bar": first_ts, "last_bar": last_ts,
                "open_positions_at_end": len(strategy.positions_by_signal),
                "signals_source": str(spec.signals_catalog) if replay else "ema_cloud_actor",
-               "kill_switch_events": [e[2] for e in log.events if e[1] == "kill_switch"]},
+               "kill_switch_events": [e[2] for e in log.events if e[1] == "kill_switch"],
+               "journal": {"db": _redact(spec.db_url), "run_id": journal.run_id} if journal else None},
     )
     engine.dispose()
     if spec.out_dir is not None:
         write_outputs(Path(spec.out_dir), summary, log)
     return BacktestResult(summary=summary, log=log, elapsed_s=elapsed, bars=len(bars),
                           out_dir=Path(spec.out_dir) if spec.out_dir else None)
+
+
+def _redact(url: str | None) -> str | None:
+    """A database URL without its password (URLs may carry credentials)."""
+    if not url:
+        return url
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def write_outputs(out: Path, summary: dict[str, Any], log: ExecutionLog) -> None:

@@ -54,6 +54,7 @@ def cmd_backtest(args) -> int:
         signals_catalog=Path(args.signals_from) if args.signals_from else None,
         record_signals=Path(args.record_signals) if args.record_signals else None,
         extended_hours=args.extended_hours, price_source=args.price_source, progress=not args.quiet,
+        db_url=args.db,
     )
     result = run_backtest(spec)
     s = result.summary
@@ -65,6 +66,27 @@ def cmd_backtest(args) -> int:
     print(f"  signals {s['signals_received']} received, {s['signals_approved']} approved, "
           f"rejected {s['rejected_by_reason']}")
     print(f"  wrote {args.out}/summary.json, trades.csv, decisions.csv, report.html")
+    if s.get("journal"):
+        print(f"  journal: {s['journal']['db']} run_id {s['journal']['run_id']}")
+    return 0
+
+
+def cmd_db(args) -> int:
+    from strategies.journal import database_url, downgrade, upgrade
+
+    from alembic.util.exc import CommandError
+
+    url = database_url(args.url)
+    try:
+        if args.db_command == "upgrade":
+            upgrade(url, args.revision)
+        else:
+            downgrade(url, args.revision)
+    except CommandError as e:
+        raise ValueError(f"db {args.db_command} {args.revision}: {e}") from None
+    from backtests.runner import _redact
+
+    print(f"database {_redact(url)}: {args.db_command} to {args.revision} done")
     return 0
 
 
@@ -95,7 +117,8 @@ def cmd_demo(args) -> int:
     print(f"3/3 backtesting {','.join(symbols)} in mode 'stock' -> {out}")
     ns = argparse.Namespace(catalog=str(catalog), symbols=",".join(symbols), start=None, end=None,
                             mode=args.mode, out=str(out), cash=100_000.0, set=[], signals_from=None,
-                            record_signals=None, extended_hours=False, price_source="close", quiet=False)
+                            record_signals=None, extended_hours=False, price_source="close", quiet=False,
+                            db=None)
     return cmd_backtest(ns)
 
 
@@ -134,7 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--extended-hours", action="store_true", help="feed pre/after-market bars too")
     bt.add_argument("--price-source", choices=("close", "hl2"), default="close")
     bt.add_argument("--quiet", action="store_true", help="no progress lines")
+    bt.add_argument("--db", default=None, help="also journal the run to this database URL (e.g. sqlite:///data/executor.db)")
     bt.set_defaults(func=cmd_backtest)
+
+    db = sub.add_parser("db", help="journal database migrations (URL: --url, else $DATABASE_URL, else data/executor.db)")
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    up = dbsub.add_parser("upgrade")
+    up.add_argument("revision", nargs="?", default="head")
+    up.add_argument("--url", default=None)
+    up.set_defaults(func=cmd_db)
+    down = dbsub.add_parser("downgrade")
+    down.add_argument("revision")
+    down.add_argument("--url", default=None)
+    down.set_defaults(func=cmd_db)
 
     be = sub.add_parser("bench", help="bars/s of a no-op strategy vs the full pipeline, and peak memory")
     be.add_argument("--catalog", default=None, help="catalog to read bars from (default: generate)")

@@ -92,3 +92,26 @@ class ExecutionLog:
 
     def record_event(self, ts: datetime, kind: str, message: str, data: dict | None = None) -> None:
         self.events.append((ts, kind, message, data or {}))
+
+
+class TeeSink:
+    """Forwards every record to several sinks (e.g. the in-memory log for reports + the journal)."""
+
+    def __init__(self, *sinks: ExecutionSink) -> None:
+        self.sinks = sinks
+
+    def record_decision(self, decision: DecisionRecord) -> None:
+        for s in self.sinks:
+            s.record_decision(decision)
+
+    def record_trade(self, row: dict[str, Any]) -> None:
+        for s in self.sinks:
+            s.record_trade(row)
+
+    def record_equity(self, ts: datetime, equity: float) -> None:
+        for s in self.sinks:
+            s.record_equity(ts, equity)
+
+    def record_event(self, ts: datetime, kind: str, message: str, data: dict | None = None) -> None:
+        for s in self.sinks:
+            s.record_event(ts, kind, message, data)

@@ -173,3 +173,22 @@ def test_bad_arguments_give_clear_errors(tmp_path, fixture_catalog):
     with pytest.raises(ValueError, match="max_risk_per_trade"):
         run_backtest(BacktestSpec(catalog=fixture_catalog, symbols=["QQQ"], executor={"max_risk_per_trade": 5},
                                   progress=False))
+
+
+def test_backtest_journals_to_the_database(tmp_path, fixture_catalog):
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    sigs = [fixture_signal(), fixture_signal(signal_type="trend_aligned_long", conviction=30,
+                                             timestamp=SESSION_OPEN + timedelta(minutes=31))]
+    result = run_backtest(BacktestSpec(catalog=fixture_catalog, symbols=["QQQ"], mode="stock", progress=False,
+                                       db_url=url, signals_catalog=signals_catalog(tmp_path, sigs)))
+    run_id = result.summary["journal"]["run_id"]
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        trades = c.execute(sa.text("select ticker, shares, exit_reason, pnl, status, run_id from trade_executions")).all()
+        decisions = c.execute(sa.text(
+            "select approved, reason_code, reason from signal_decisions where run_id = :r order by ts"), {"r": run_id}).all()
+    assert trades == [("QQQ", 150, "profit_target", 296.55, "closed", run_id)]
+    assert [(bool(d[0]), d[1]) for d in decisions] == [(True, None), (False, "low_conviction")]
+    assert "30" in decisions[1][2]  # the rejection carries the number that failed
