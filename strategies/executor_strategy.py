@@ -41,7 +41,7 @@ from strategies.trade_executor import (
     SignalType,
     TradeSignal,
 )
-from strategies.trade_executor.etf_catalog import LEVERAGED_ETF_CATALOG, sector_of
+from strategies.trade_executor.etf_catalog import sector_of
 
 NANOS_PER_MINUTE = 60_000_000_000
 
@@ -520,4 +520,4 @@ def _size_dict(size: PositionSize) -> dict[str, Any]:
             "raw_shares": round(size.raw_shares, 4), "stop_distance": round(size.stop_distance, 4)}
 
 
-__all__ = ["ExecutorStrategy", "ExecutorStrategyConfig", "ManagedPosition", "LEVERAGED_ETF_CATALOG"]
+__all__ = ["ExecutorStrategy", "ExecutorStrategyConfig", "ManagedPosition"]

@@ -26,7 +26,7 @@ from strategies.trade_executor.models import (
     PositionSize,
     TradeSignal,
 )
-from strategies.trade_executor.sizing import apply_caps, conviction_multiplier
+from strategies.trade_executor.sizing import size_from_risk
 
 
 class LeveragedETFSizer:
@@ -58,27 +58,9 @@ class LeveragedETFSizer:
         risk_amount = equity * cfg.max_risk_per_trade
         d = signal.stop_distance / signal.entry_price  # fractional stop distance of the underlying
         stop_per_share = px * lev * d
-        raw = risk_amount / stop_per_share if stop_per_share > 0 else 0.0
-        mult = conviction_multiplier(signal.conviction)
-        if mult == 0.0:
-            return PositionSize(
-                shares=0, notional=0.0, risk_amount=risk_amount, conviction_multiplier=0.0,
-                capped_by="low_conviction", raw_shares=raw, stop_distance=stop_per_share,
-            )
-        caps = [
-            ("single_stock_exposure", cfg.max_single_stock_exposure * equity / (lev * px)),
-            ("buying_power", max(account.buying_power, 0.0) / (px * (1.0 + cfg.slippage_buffer))),
-        ]
-        shares, capped_by = apply_caps(raw * mult, caps)
-        return PositionSize(
-            shares=shares,
-            notional=shares * px,
-            risk_amount=risk_amount,
-            conviction_multiplier=mult,
-            capped_by=capped_by,
-            raw_shares=raw,
-            stop_distance=stop_per_share,
-        )
+        # a 1-share move in the fund counts |L| times toward the underlying's exposure
+        return size_from_risk(cfg, signal, account, risk_amount=risk_amount, stop_per_share=stop_per_share,
+                              price=px, exposure_per_share=lev * px)
 
     def max_hold_days(self, leverage: float) -> int | None:
         """Max holding period (trading days) for a fund of this leverage (sign ignored).

@@ -76,28 +76,37 @@ class PositionSizer:
         equity = float(account.equity)
         risk_amount = max(equity, 0.0) * cfg.max_risk_per_trade
         stop_distance = signal.stop_distance
-        raw = risk_amount / stop_distance if stop_distance > 0 else 0.0
-        mult = conviction_multiplier(signal.conviction)
-        if mult == 0.0:
-            return PositionSize(
-                shares=0, notional=0.0, risk_amount=risk_amount, conviction_multiplier=0.0,
-                capped_by="low_conviction", raw_shares=raw, stop_distance=stop_distance,
-            )
-        sized = raw * mult
-        caps = [
-            ("single_stock_exposure", cfg.max_single_stock_exposure * max(equity, 0.0) / px),
-            ("buying_power", max(account.buying_power, 0.0) / (px * (1.0 + cfg.slippage_buffer))),
-        ]
-        shares, capped_by = apply_caps(sized, caps)
+        return size_from_risk(cfg, signal, account, risk_amount=risk_amount,
+                              stop_per_share=stop_distance, price=px, exposure_per_share=px)
+
+
+def size_from_risk(cfg: ExecutorConfig, signal: TradeSignal, account: AccountState, *, risk_amount: float,
+                   stop_per_share: float, price: float, exposure_per_share: float) -> PositionSize:
+    """Shared tail of every sizer: shares = risk ÷ loss per share at the stop, × the conviction
+    multiplier, then capped by single-name exposure (measured per share at the underlying level:
+    the price for a stock, |L| × price for a leveraged ETF) and by buying power."""
+    raw = risk_amount / stop_per_share if stop_per_share > 0 else 0.0
+    mult = conviction_multiplier(signal.conviction)
+    if mult == 0.0:
         return PositionSize(
-            shares=shares,
-            notional=shares * px,
-            risk_amount=risk_amount,
-            conviction_multiplier=mult,
-            capped_by=capped_by,
-            raw_shares=raw,
-            stop_distance=stop_distance,
+            shares=0, notional=0.0, risk_amount=risk_amount, conviction_multiplier=0.0,
+            capped_by="low_conviction", raw_shares=raw, stop_distance=stop_per_share,
         )
+    equity = max(float(account.equity), 0.0)
+    caps = [
+        ("single_stock_exposure", cfg.max_single_stock_exposure * equity / exposure_per_share),
+        ("buying_power", max(account.buying_power, 0.0) / (price * (1.0 + cfg.slippage_buffer))),
+    ]
+    shares, capped_by = apply_caps(raw * mult, caps)
+    return PositionSize(
+        shares=shares,
+        notional=shares * price,
+        risk_amount=risk_amount,
+        conviction_multiplier=mult,
+        capped_by=capped_by,
+        raw_shares=raw,
+        stop_distance=stop_per_share,
+    )
 
 
-__all__ = ["PositionSizer", "apply_caps", "conviction_multiplier", "floor_shares"]
+__all__ = ["PositionSizer", "apply_caps", "conviction_multiplier", "floor_shares", "size_from_risk"]
