@@ -35,6 +35,7 @@ from backtests.report import build_summary, write_decisions_csv, write_html, wri
 from strategies.execution_log import ExecutionLog, TeeSink
 from strategies.executor_strategy import ExecutorStrategy, ExecutorStrategyConfig
 from strategies.fees import USEquityFeeModel
+from strategies.risk_control import current_trading_state, install_risk_controls, risk_engine_config
 from strategies.signal_actor import SignalActor, SignalActorConfig, signal_order
 from strategies.signal_data import TradeSignalData
 from strategies.trade_executor import ExecutorConfig, InstrumentMode
@@ -63,6 +64,11 @@ class BacktestSpec:
     extended_hours: bool = False  # feed pre/after-market bars too (default: regular session only)
     price_source: str = "close"
     db_url: str | None = None  # journal every decision/trade/event to this database (run_id keeps runs apart)
+    # executor_control scope for the kill-switch latch (needs db_url). None: private to this run
+    # ("bt-<run id>"); name one (e.g. "paper") to carry a latch across runs like a restart would.
+    control_scope: str | None = None
+    control_poll_seconds: float | None = None  # also poll the latch every N s of replay time
+    alert_webhook_url: str | None = None  # kill-switch alerts POSTed here (JSON)
     progress: bool = True
     log_level: str = "ERROR"
 
@@ -176,11 +182,14 @@ def _run_streaming(engine: BacktestEngine, bars: list, signals: list, *, progres
 
 
 def build_engine(spec: BacktestSpec, log_level: str | None = None) -> BacktestEngine:
+    xcfg = ExecutorConfig(**{"instrument_mode": spec.mode, **spec.executor})
     engine = BacktestEngine(BacktestEngineConfig(
         trader_id=TraderId("BACKTESTER-001"),
         logging=LoggingConfig(log_level=log_level or spec.log_level, bypass_logging=False),
         data_engine=data_engine_config(),
+        risk_engine=risk_engine_config(xcfg.max_orders_per_minute),
     ))
+    install_risk_controls(engine.kernel)
     engine.add_venue(
         venue=Venue(VENUE),
         oms_type=OmsType.NETTING,
@@ -216,18 +225,31 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
         engine.add_actor(actor)
     log = ExecutionLog()
     journal = None
+    control = None
     sink = log
+    if spec.control_scope is not None and not spec.db_url:
+        raise BacktestArgumentError("control_scope: needs a database (--db) to keep the latch in")
     if spec.db_url:
-        from strategies.journal import JournalSink, new_run_id, upgrade
+        from datetime import datetime, timezone
+
+        from strategies.journal import ControlStore, JournalSink, new_run_id, upgrade
 
         upgrade(spec.db_url)
         journal = JournalSink(spec.db_url, run_id=new_run_id())
+        control = ControlStore(spec.db_url, scope=spec.control_scope or journal.run_id)
+        journal.writer.start_backtest_run(
+            datetime.now(timezone.utc), mode=spec.mode, symbols=signal_symbols,
+            params={"start": spec.start, "end": spec.end, "cash": spec.starting_cash,
+                    "executor": spec.executor, "control_scope": control.scope,
+                    "signals": str(spec.signals_catalog) if replay else "ema_cloud_actor",
+                    "extended_hours": spec.extended_hours, "price_source": spec.price_source})
         sink = TeeSink(log, journal)
     strategy = ExecutorStrategy(ExecutorStrategyConfig(
         executor={"instrument_mode": spec.mode, **spec.executor},
         symbols=tuple(followed), venue=VENUE,
         signal_client_id=SIGNAL_CLIENT if replay else None,
-    ), sink=sink)
+        control_poll_seconds=spec.control_poll_seconds, alert_webhook_url=spec.alert_webhook_url,
+    ), sink=sink, control=control)
     engine.add_strategy(strategy)
     if on_engine is not None:
         on_engine(engine)
@@ -235,9 +257,10 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
     t0 = time.perf_counter()
     try:
         _run_streaming(engine, bars, signals, progress=spec.progress)
-    finally:
+    except BaseException:
         if journal is not None:
-            journal.close()  # flushes the batched decisions / equity points
+            journal.close()  # what was recorded stays recorded
+        raise
     elapsed = time.perf_counter() - t0
 
     ending_equity = strategy.equity()
@@ -254,8 +277,17 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
                "open_positions_at_end": len(strategy.positions_by_signal),
                "signals_source": str(spec.signals_catalog) if replay else "ema_cloud_actor",
                "kill_switch_events": [e[2] for e in log.events if e[1] == "kill_switch"],
+               "trading_state": current_trading_state(engine.kernel),
                "journal": {"db": _redact(spec.db_url), "run_id": journal.run_id} if journal else None},
     )
+    if journal is not None:
+        try:
+            journal.flush()
+            journal.writer.finish_backtest_run(summary)
+        finally:
+            journal.close()  # flushes the batched decisions / equity points
+    if control is not None:
+        control.close()
     engine.dispose()
     if spec.out_dir is not None:
         write_outputs(Path(spec.out_dir), summary, log)

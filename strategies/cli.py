@@ -1,4 +1,5 @@
-"""`trade-executor` command line: data import, sample data, backtests, benchmark, demo."""
+"""`trade-executor` command line: data import, sample data, backtests, journal migrations, the
+kill-switch latch, benchmark, demo."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def cmd_backtest(args) -> int:
         signals_catalog=Path(args.signals_from) if args.signals_from else None,
         record_signals=Path(args.record_signals) if args.record_signals else None,
         extended_hours=args.extended_hours, price_source=args.price_source, progress=not args.quiet,
-        db_url=args.db,
+        db_url=args.db, control_scope=getattr(args, "control_scope", None),
     )
     result = run_backtest(spec)
     s = result.summary
@@ -90,6 +91,47 @@ def cmd_db(args) -> int:
     return 0
 
 
+def cmd_kill_switch(args) -> int:
+    """Operator control of the kill-switch latch in executor_control (read by running executors
+    at their next poll and by every executor at start-up)."""
+    from backtests.runner import _redact
+    from strategies.journal import ControlStore, database_url, upgrade
+
+    url = database_url(args.db)
+    upgrade(url)
+    store = ControlStore(url, scope=args.scope)
+    who = f"cli:{args.by}" if args.by else "cli"
+    try:
+        if args.ks_command == "trip":
+            reason = args.reason.strip()
+            if not reason.startswith("manual"):
+                reason = f"manual: {reason}"
+            latch = store.activate_kill_switch(reason, by=who)
+        elif args.ks_command == "resume":
+            before = store.kill_switch()
+            if not before.active:
+                print(f"kill switch [{args.scope or 'live'}] is not active; nothing to resume")
+                return 0
+            if not args.yes:
+                raise ValueError(f"resume: the kill switch tripped at {before.activated_at} for "
+                                 f"'{before.reason}'. Re-run with --yes to resume trading deliberately.")
+            latch = store.deactivate_kill_switch(by=who)
+        else:
+            latch = store.kill_switch()
+        rec = store.get_record(store.key_for("kill_switch"))
+    finally:
+        store.close()
+    state = "ACTIVE (trading halted)" if latch.active else "inactive (trading allowed)"
+    print(f"kill switch [{args.scope or 'live'}] in {_redact(url)}: {state}")
+    if latch.reason:
+        print(f"  reason: {latch.reason}")
+    if latch.activated_at:
+        print(f"  tripped at: {latch.activated_at.isoformat()}")
+    if rec is not None:
+        print(f"  last change: {rec.updated_at.isoformat()} by {rec.updated_by or '?'}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from backtests.bench import main as bench_main
 
@@ -118,7 +160,7 @@ def cmd_demo(args) -> int:
     ns = argparse.Namespace(catalog=str(catalog), symbols=",".join(symbols), start=None, end=None,
                             mode=args.mode, out=str(out), cash=100_000.0, set=[], signals_from=None,
                             record_signals=None, extended_hours=False, price_source="close", quiet=False,
-                            db=None)
+                            db=None, control_scope=None)
     return cmd_backtest(ns)
 
 
@@ -158,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--price-source", choices=("close", "hl2"), default="close")
     bt.add_argument("--quiet", action="store_true", help="no progress lines")
     bt.add_argument("--db", default=None, help="also journal the run to this database URL (e.g. sqlite:///data/executor.db)")
+    bt.add_argument("--control-scope", default=None,
+                    help="keep the kill-switch latch under this executor_control scope (needs --db); "
+                         "runs sharing a scope share the latch, like restarts of one executor")
     bt.set_defaults(func=cmd_backtest)
 
     db = sub.add_parser("db", help="journal database migrations (URL: --url, else $DATABASE_URL, else data/executor.db)")
@@ -170,6 +215,21 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("revision")
     down.add_argument("--url", default=None)
     down.set_defaults(func=cmd_db)
+
+    ks = sub.add_parser("kill-switch", help="show, trip or resume the persisted kill-switch latch")
+    kssub = ks.add_subparsers(dest="ks_command", required=True)
+    for name, helptext in (("status", "show the latch"), ("trip", "halt trading (manual trigger)"),
+                           ("resume", "resume trading after a trip (deliberate: needs --yes)")):
+        k = kssub.add_parser(name, help=helptext)
+        k.add_argument("--db", default=None, help="database URL (default $DATABASE_URL, else data/executor.db)")
+        k.add_argument("--scope", default=None, help="executor scope: omit for the live executor; a backtest's "
+                                                     "--control-scope or run id otherwise")
+        k.add_argument("--by", default=None, help="operator name recorded with the change")
+        if name == "trip":
+            k.add_argument("--reason", required=True, help="why (recorded as 'manual: <reason>')")
+        if name == "resume":
+            k.add_argument("--yes", action="store_true", help="confirm resuming trading")
+        k.set_defaults(func=cmd_kill_switch)
 
     be = sub.add_parser("bench", help="bars/s of a no-op strategy vs the full pipeline, and peak memory")
     be.add_argument("--catalog", default=None, help="catalog to read bars from (default: generate)")

@@ -60,6 +60,10 @@ class DecisionRecord:
 
 
 class ExecutionSink(Protocol):
+    """Where the executor's records go. Optional extras a sink may implement:
+    ``record_open_trade(row)`` (an entry fill, journaled durably before the strategy moves on) and
+    ``record_daily_pnl(day, metadata)`` (a finished session)."""
+
     def record_decision(self, decision: DecisionRecord) -> None: ...
 
     def record_trade(self, row: dict[str, Any]) -> None: ...
@@ -77,6 +81,7 @@ class ExecutionLog:
         self.trades: list[dict[str, Any]] = []
         self.equity: list[tuple[datetime, float]] = []
         self.events: list[tuple[datetime, str, str, dict]] = []
+        self.open_trades: dict[str, dict[str, Any]] = {}
 
     def record_decision(self, decision: DecisionRecord) -> None:
         self.decisions.append(decision)
@@ -86,9 +91,14 @@ class ExecutionLog:
         if missing:
             raise ValueError(f"trade row lacks columns {missing}")
         self.trades.append(row)
+        self.open_trades.pop(row.get("order_id"), None)
 
     def record_equity(self, ts: datetime, equity: float) -> None:
         self.equity.append((ts, equity))
+
+    def record_open_trade(self, row: dict[str, Any]) -> None:
+        """An entry fill: kept by order id until the round trip closes (not a trade yet)."""
+        self.open_trades[row["order_id"]] = row
 
     def record_event(self, ts: datetime, kind: str, message: str, data: dict | None = None) -> None:
         self.events.append((ts, kind, message, data or {}))
@@ -115,3 +125,20 @@ class TeeSink:
     def record_event(self, ts: datetime, kind: str, message: str, data: dict | None = None) -> None:
         for s in self.sinks:
             s.record_event(ts, kind, message, data)
+
+    def record_open_trade(self, row: dict[str, Any]) -> None:
+        for s in self.sinks:
+            fn = getattr(s, "record_open_trade", None)
+            if fn is not None:
+                fn(row)
+
+    def record_daily_pnl(self, day: Any, metadata: dict | None = None) -> Any:
+        """Close a trading day in every sink that keeps daily rows (the journal); the first
+        result is returned."""
+        out = None
+        for s in self.sinks:
+            fn = getattr(s, "record_daily_pnl", None)
+            if fn is not None:
+                r = fn(day, metadata)
+                out = r if out is None else out
+        return out

@@ -23,6 +23,12 @@ from nautilus_trader.model.objects import Quantity
 from nautilus_trader.trading.strategy import Strategy
 
 from strategies.execution_log import DecisionRecord, ExecutionLog, ExecutionSink
+from strategies.risk_control import (
+    BROKER_STATUS_TOPIC,
+    TRADING_STATE_ENDPOINT,
+    BrokerStatus,
+    send_alert,
+)
 from strategies.signal_data import TRADE_SIGNAL_DATA_TYPE, TradeSignalData
 from strategies.trade_executor import (
     AccountState,
@@ -69,6 +75,10 @@ class ExecutorStrategyConfig(StrategyConfig, frozen=True):
     bar_spec: str = "1-MINUTE-LAST-EXTERNAL"
     broker_name: str = "backtest"
     equity_sample_minutes: int = 1
+    # Operator state (executor_control): polled every N seconds of engine time when set (live),
+    # otherwise read at start and at each session open (backtests).
+    control_poll_seconds: float | None = None
+    alert_webhook_url: str | None = None  # kill-switch alerts are POSTed here as JSON (optional)
 
 
 @dataclass
@@ -104,7 +114,13 @@ class PendingEntry:
 
 
 class ExecutorStrategy(Strategy):
-    def __init__(self, config: ExecutorStrategyConfig, sink: ExecutionSink | None = None) -> None:
+    """The executor. ``sink`` receives every record (ExecutionLog, JournalSink, TeeSink);
+    ``control`` is the executor_control store (ControlStore or anything with kill_switch(),
+    activate_kill_switch(reason, now=, by=), deactivate_kill_switch(now=, by=)): with it the
+    kill-switch latch survives restarts and the operator can trip / resume it from outside."""
+
+    def __init__(self, config: ExecutorStrategyConfig, sink: ExecutionSink | None = None,
+                 control: Any = None) -> None:
         super().__init__(config)
         self.xconfig = ExecutorConfig(**dict(config.executor))
         self.venue = Venue(config.venue)
@@ -131,6 +147,12 @@ class ExecutorStrategy(Strategy):
         self.signals_received = 0
         self._last_equity_sample_ns = 0
         self._bar_types: dict[BarType, str] = {}
+        self.control = control
+        self.trading_state = "ACTIVE"  # what this strategy last asked the RiskEngine for
+        self._reducing_orders: set[str] = set()  # exits let through REDUCING before HALTED
+        self._broker_connected = True
+        self._last_broker_contact_ns: int | None = None
+        self.alert_threads: list = []
 
     # ── lifecycle ────────────────────────────────────────────────────────────────────────────
     def on_start(self) -> None:
@@ -146,6 +168,16 @@ class ExecutorStrategy(Strategy):
         else:
             # Signals come from an actor in the same node: subscribe on the bus only.
             self.msgbus.subscribe(topic=f"data.{TRADE_SIGNAL_DATA_TYPE.topic}", handler=self.handle_data)
+        self.msgbus.subscribe(topic=BROKER_STATUS_TOPIC, handler=self.on_broker_status)
+        if TRADING_STATE_ENDPOINT not in self.msgbus.endpoints():
+            self.log.error(f"no '{TRADING_STATE_ENDPOINT}' endpoint: the kill switch can stop this "
+                           "strategy's entries but cannot halt the RiskEngine (call install_risk_controls)")
+        self._restore_latch()
+        if self.control is not None and self.config.control_poll_seconds:
+            from datetime import timedelta
+
+            self.clock.set_timer("executor-control-poll", timedelta(seconds=self.config.control_poll_seconds),
+                                 callback=self._on_poll_timer)
 
     # ── engine state -> core inputs ──────────────────────────────────────────────────────────
     def _balance(self) -> float:
@@ -185,8 +217,26 @@ class ExecutorStrategy(Strategy):
             pending_orders=pending,
             recent_trade_pnl_pcts=list(self.recent_trade_pnl_pcts),
             as_of=now,
-            last_broker_contact=now,  # backtest venue is always reachable
+            last_broker_contact=self._broker_contact(now),
         )
+
+    def _broker_contact(self, now: datetime) -> datetime:
+        # Connected (or never told otherwise: backtests): contact is now. After a disconnect
+        # report, the last contact stays where it was until the broker is back.
+        if self._broker_connected or self._last_broker_contact_ns is None:
+            return now
+        return ns_to_dt(self._last_broker_contact_ns)
+
+    def on_broker_status(self, status: BrokerStatus) -> None:
+        if status.connected:
+            self._broker_connected = True
+            self._last_broker_contact_ns = status.ts_ns
+        else:
+            if self._broker_connected:
+                self.sink.record_event(ns_to_dt(status.ts_ns), "broker_disconnected",
+                                       f"{status.broker or 'broker'} disconnected: {status.detail}")
+                self._last_broker_contact_ns = status.ts_ns
+            self._broker_connected = False
 
     # ── signals ──────────────────────────────────────────────────────────────────────────────
     def on_data(self, data: Any) -> None:
@@ -209,7 +259,7 @@ class ExecutorStrategy(Strategy):
             return
         self._roll_session(now)
         account = self.account_state(now)
-        if self.kill_switch.check(account):
+        if not self.kill_switch.is_active and self.kill_switch.check(account):
             self._on_kill_switch(now)
 
         decision = self.router.route(signal)
@@ -237,7 +287,7 @@ class ExecutorStrategy(Strategy):
             size = self.etf_sizer.calculate(signal, etf, account, etf_price=price)
 
         risk = self.gate.validate(signal, account, decision=decision, size=size, price=price,
-                                  kill_switch_active=self.kill_switch.is_active)
+                                  kill_switch_active=(self.kill_switch.reason or True) if self.kill_switch.is_active else False)
         details = {"risk": risk.details, "size": _size_dict(size), "price": price,
                    "account": {"equity": round(account.equity, 2), "buying_power": round(account.buying_power, 2),
                                "daily_pnl": round(account.daily_pnl, 2),
@@ -339,6 +389,10 @@ class ExecutorStrategy(Strategy):
             pe.pending.shares -= qty
             if pe.pending.shares <= 0:
                 del self.pending[oid]
+            record_open = getattr(self.sink, "record_open_trade", None)
+            if record_open is not None:
+                # durable before we move on: a crash after this fill cannot lose it
+                record_open(self._trade_row(mp, now, closed=False))
             return
         mp = self.positions_by_order.get(oid)
         if mp is not None and oid == mp.exit_order_id:
@@ -361,6 +415,9 @@ class ExecutorStrategy(Strategy):
         self._entry_failed(event.client_order_id.value, "expired")
 
     def _entry_failed(self, oid: str, why: str) -> None:
+        if oid in self._reducing_orders:
+            self._reducing_orders.discard(oid)
+            self._maybe_halt()
         pe = self.pending.pop(oid, None)
         if pe is not None:
             self.sink.record_event(self.clock.utc_now(), "entry_failed",
@@ -383,7 +440,27 @@ class ExecutorStrategy(Strategy):
         pnl_pct = pnl / cost if cost else 0.0
         self.recent_trade_pnl_pcts.append(pnl_pct)
         del self.recent_trade_pnl_pcts[:-20]
-        self.sink.record_trade({
+        self.sink.record_trade(self._trade_row(mp, now, closed=True, exit_px=exit_px, pnl=pnl,
+                                               pnl_pct=pnl_pct, fees=fees, gross=gross))
+        del self.positions_by_signal[mp.signal.signal_id]
+
+    def _trade_row(self, mp: ManagedPosition, now: datetime, *, closed: bool, exit_px: float | None = None,
+                   pnl: float | None = None, pnl_pct: float | None = None, fees: float | None = None,
+                   gross: float | None = None) -> dict[str, Any]:
+        """A trade_executions row (TRADE_COLUMNS): ``open`` after entry fills, ``closed`` at the end."""
+        pos = mp.position
+        meta: dict[str, Any] = {
+            "signal_direction": mp.signal.direction, "signal_type": mp.signal.signal_type.value,
+            "timeframe": mp.signal.timeframe, "multiplier": pos.multiplier,
+            "underlying": pos.underlying, "sector": pos.sector,
+        }
+        if closed:
+            meta.update({"fees": round(fees or 0.0, 2), "gross_pnl": round(gross or 0.0, 2),
+                         "exit_order_id": mp.exit_order_id, "exits_fired": mp.exit_fired})
+        else:
+            meta.update({"entry_fees": round(mp.entry_fees, 2), "last_price": pos.current_price,
+                         "last_price_time": now.isoformat()})
+        return {
             "signal_id": mp.signal.signal_id,
             "ticker": pos.ticker,
             "instrument_type": pos.instrument_type,
@@ -392,26 +469,21 @@ class ExecutorStrategy(Strategy):
             "direction": pos.direction,
             "trade_type": pos.trade_type,
             "entry_price": round(pos.entry_price, 4),
-            "exit_price": round(exit_px, 4),
+            "exit_price": round(exit_px, 4) if closed else None,
             "shares": mp.entry_filled_qty,
             "stop_loss": round(pos.stop_loss, 4),
             "target_price": None if pos.target_price is None else round(pos.target_price, 4),
             "conviction": mp.signal.conviction,
-            "status": "closed",
-            "exit_reason": mp.exit_reason,
-            "pnl": pnl,
-            "pnl_pct": round(pnl_pct, 6),
+            "status": "closed" if closed else "open",
+            "exit_reason": mp.exit_reason if closed else None,
+            "pnl": pnl if closed else None,
+            "pnl_pct": round(pnl_pct, 6) if closed and pnl_pct is not None else None,
             "broker": self.config.broker_name,
             "order_id": mp.entry_order_id,
             "entry_time": pos.entry_time,
-            "exit_time": now,
-            "metadata_json": json.dumps({
-                "fees": round(fees, 2), "gross_pnl": round(gross, 2), "exit_order_id": mp.exit_order_id,
-                "exits_fired": mp.exit_fired, "signal_direction": mp.signal.direction,
-                "signal_type": mp.signal.signal_type.value, "timeframe": mp.signal.timeframe,
-            }),
-        })
-        del self.positions_by_signal[mp.signal.signal_id]
+            "exit_time": now if closed else None,
+            "metadata_json": json.dumps(meta),
+        }
 
     # ── bars: marks, exits, session roll, equity curve ───────────────────────────────────────
     def on_bar(self, bar: Bar) -> None:
@@ -458,7 +530,12 @@ class ExecutorStrategy(Strategy):
         mp.exit_reason = reason
         mp.exit_fired = fired
         self.positions_by_order[mp.exit_order_id] = mp
+        if self.kill_switch.is_active:
+            # HALTED denies every order: open a REDUCING window for this exit (it only reduces)
+            self._reducing_orders.add(mp.exit_order_id)
+            self._set_trading_state("REDUCING", f"exit {mp.exit_order_id} ({reason}) while halted")
         self.submit_order(order)
+        self._maybe_halt()
 
     def _roll_session(self, now: datetime) -> None:
         session = self.calendar.session_for(now)
@@ -467,28 +544,134 @@ class ExecutorStrategy(Strategy):
         open_, _close = session
         if self.session_open == open_:
             return
+        previous = self.session_open
         self.session_open = open_
+        if previous is not None:
+            self._close_day(previous)
         self.starting_equity = self.equity()
         self.daily_trades = 0
-        if self.kill_switch.is_active and (self.kill_switch.reason or "").startswith("daily_loss_limit"):
-            # the daily-loss latch lasts one session
-            self.sink.record_event(now, "kill_switch_reset", "daily loss latch reset at session open")
-            self.kill_switch.deactivate()
+        self._poll_control(now)
+        ks = self.kill_switch
+        if (ks.is_active and ks.code == "daily_loss_limit"
+                and (ks.activated_at is None or ks.activated_at < open_)):
+            # the daily-loss latch lasts until the next session open; every other trigger waits
+            # for the operator
+            self._resume(now, "daily loss latch reset at session open", by="session_open")
 
-    def _on_kill_switch(self, now: datetime) -> None:
-        reason = self.kill_switch.reason or "kill_switch"
-        self.sink.record_event(now, "kill_switch", reason)
+    def _close_day(self, session_open: datetime) -> None:
+        """Write the finished session's daily_pnl row when the sink keeps one (the journal)."""
+        write = getattr(self.sink, "record_daily_pnl", None)
+        if write is None:
+            return
+        from strategies.trade_executor.calendar import et_date
+
+        day = et_date(session_open)
+        try:
+            write(day, {"broker": self.config.broker_name})
+        except Exception as e:  # noqa: BLE001 - a missing summary must not stop trading
+            self.log.error(f"daily_pnl for {day} not written: {e}")
+
+    # ── kill switch: trip, halt, persist, resume ───────────────────────────────────────────
+    def _set_trading_state(self, state: str, why: str) -> None:
+        if state == self.trading_state:
+            return
+        self.trading_state = state
+        if TRADING_STATE_ENDPOINT in self.msgbus.endpoints():
+            self.msgbus.send(TRADING_STATE_ENDPOINT, state)
+        self.sink.record_event(self.clock.utc_now(), "trading_state", f"{state}: {why}", {"state": state})
+
+    def _maybe_halt(self) -> None:
+        """Once every kill-switch exit has passed the RiskEngine, go from REDUCING to HALTED."""
+        if self.kill_switch.is_active and not self._reducing_orders and self.trading_state != "HALTED":
+            self._set_trading_state("HALTED", f"kill switch: {self.kill_switch.reason}")
+
+    def _on_kill_switch(self, now: datetime, *, persist: bool = True) -> None:
+        ks = self.kill_switch
+        reason = ks.reason or "kill_switch"
+        account = self.account_state(now)
+        data = {"code": ks.code, "reason": reason, "equity": round(account.equity, 2),
+                "daily_pnl": round(account.daily_pnl, 2), "starting_equity": round(account.starting_equity or 0, 2),
+                "open_positions": len(account.open_positions), "pending_orders": len(account.pending_orders)}
+        self.sink.record_event(now, "kill_switch", reason, data)
         self.log.warning(f"KILL SWITCH: {reason}")
-        for oid, pe in list(self.pending.items()):
+        if persist and self.control is not None:
+            try:
+                self.control.activate_kill_switch(reason, now=now, by=f"executor:{self.id}")
+            except Exception as e:  # noqa: BLE001 - halting matters more than the latch write
+                self.log.error(f"kill-switch latch not persisted: {e}")
+                self.sink.record_event(now, "kill_switch_persist_failed", str(e))
+        t = send_alert(self.config.alert_webhook_url, {"event": "kill_switch", "ts": now.isoformat(),
+                                                        "trader_id": str(self.trader_id), **data})
+        if t is not None:
+            self.alert_threads.append(t)
+        self._set_trading_state("REDUCING", f"kill switch: {reason}")
+        for oid in list(self.pending):
             order = self.cache.order(ClientOrderId(oid))
             if order is not None and order.is_open:
                 self.cancel_order(order)
         for mp in list(self.positions_by_signal.values()):
             if mp.position.trade_type in ("day", "scalp") and mp.exit_order_id is None and mp.position.shares > 0:
                 self._submit_exit(mp, "kill_switch", ["kill_switch"])
+        self._maybe_halt()
+
+    def _resume(self, now: datetime, why: str, *, by: str, persist: bool = True) -> None:
+        reason = self.kill_switch.reason
+        self.kill_switch.deactivate(now=now)
+        self._reducing_orders.clear()
+        if persist and self.control is not None:
+            try:
+                self.control.deactivate_kill_switch(now=now, by=by)
+            except Exception as e:  # noqa: BLE001
+                self.log.error(f"kill-switch resume not persisted: {e}")
+        self.sink.record_event(now, "kill_switch_reset", why, {"previous_reason": reason, "by": by})
+        self.log.warning(f"kill switch reset: {why}")
+        self._set_trading_state("ACTIVE", why)
+
+    def _restore_latch(self) -> None:
+        if self.control is None:
+            return
+        latch = self.control.kill_switch()
+        if latch.active:
+            now = self.clock.utc_now()
+            self.kill_switch.activate(latch.reason or "manual: restored latch", now=latch.activated_at or now)
+            self.sink.record_event(now, "kill_switch_restored",
+                                   f"latched since {latch.activated_at}: {latch.reason}",
+                                   {"reason": latch.reason})
+            self.log.warning(f"kill switch latched since {latch.activated_at}: {latch.reason}; "
+                             "trading stays halted until an operator resumes it")
+            self._set_trading_state("HALTED", f"restored latch: {latch.reason}")
+
+    def _poll_control(self, now: datetime) -> None:
+        """Pick up operator actions on the executor_control latch (trip or resume)."""
+        if self.control is None:
+            return
+        try:
+            latch = self.control.kill_switch()
+        except Exception as e:  # noqa: BLE001 - keep trading state as is; retry next poll
+            self.log.error(f"executor_control not readable: {e}")
+            return
+        ks = self.kill_switch
+        if latch.active and not ks.is_active:
+            ks.activate(latch.reason or "manual: operator", now=now)
+            self._on_kill_switch(now, persist=False)
+        elif not latch.active and ks.is_active:
+            self._resume(now, f"resumed by operator (latch was: {ks.reason})", by="operator", persist=False)
+
+    def _on_poll_timer(self, event) -> None:
+        now = ns_to_dt(event.ts_event)
+        self._poll_control(now)
+        if not self.kill_switch.is_active and self.kill_switch.check(self.account_state(now)):
+            self._on_kill_switch(now)
+
+    def on_order_submitted(self, event) -> None:
+        oid = event.client_order_id.value
+        if oid in self._reducing_orders:
+            self._reducing_orders.discard(oid)
+            self._maybe_halt()
 
     def on_stop(self) -> None:
-        pass
+        if self.session_open is not None:
+            self._close_day(self.session_open)
 
     # ── journaling ───────────────────────────────────────────────────────────────────────────
     def _record(self, now: datetime, signal: TradeSignal | None, *, approved: bool, code: str | None,

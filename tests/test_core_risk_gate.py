@@ -181,6 +181,27 @@ def test_max_positions_counts_pending(gate):
     assert gate.validate(sig(), acct(positions=others(9), pending=pend)).approved
 
 
+# ── 6b runaway guard: entries per session ──────────────────────────────────────────────────────
+def test_max_daily_trades_boundary(gate):
+    a = acct()
+    a.daily_trades = 39
+    assert gate.validate(sig(), a).approved  # 39 < 40 (default)
+    a.daily_trades = 40
+    d = gate.validate(sig(), a)
+    assert code(d) == "max_daily_trades"
+    assert d.reason == "max_daily_trades: 40 entries today + 0 pending >= limit 40 per session"
+    # pending entry orders count: 39 filled + 1 pending = 40
+    a.daily_trades = 39
+    a.pending_orders = [PendingOrder("MSFT", "long", 10, 400.0, signal_id="p1")]
+    assert code(gate.validate(sig(), a)) == "max_daily_trades"
+
+
+def test_runaway_guard_config_validation():
+    for field in ("max_daily_trades", "max_orders_per_minute"):
+        with pytest.raises(ValueError, match=field):
+            ExecutorConfig(**{field: 0})
+
+
 # ── 7 duplicate ─────────────────────────────────────────────────────────────────────────────
 def test_duplicate_same_ticker_same_direction(gate):
     d = gate.validate(sig(), acct(positions=[pos("AAPL", "long", 200.0, 10)]))

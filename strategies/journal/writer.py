@@ -417,12 +417,13 @@ def _add_op(obj: Base, *, durable: bool = False) -> _Op:
 
 
 def _trade_op(rec: TradeExecutionRecord, *, durable: bool = True) -> _Op:
-    """Insert a trade row; a closed/cancelled row whose entry was recorded as ``open`` (same run,
-    order id and signal id) updates that row instead of adding a second one."""
+    """Insert a trade row; a row whose entry was already recorded as ``open`` (same run, order id
+    and signal id) updates that row instead of adding a second one: a closed/cancelled row closes
+    it, another ``open`` row (a further partial entry fill) updates its shares and price."""
 
     def fn(s: Session) -> int:
         target = None
-        if rec.status != "open" and rec.order_id:
+        if rec.order_id:
             target = s.scalars(
                 select(TradeExecutionRecord)
                 .where(_run_filter(TradeExecutionRecord.run_id, rec.run_id or LIVE_RUN_ID),
@@ -847,6 +848,11 @@ class JournalSink:
         """Durable: returns (the row id) only once the row is committed."""
         return self._put_and_wait(_trade_op(trade_record_from_row(row, self.run_id)))
 
+    def record_open_trade(self, row: dict[str, Any]) -> int:
+        """An entry fill as an ``open`` trade row (later fills of the same order update it, the
+        exit closes it). Durable like record_trade: a crash after the fill cannot lose it."""
+        return self.record_trade(row)
+
     def record_equity(self, ts: datetime, equity: float) -> None:
         self._put(_add_op(equity_record(ts, equity, self.run_id)))
 
@@ -977,12 +983,21 @@ class ControlStore:
     operator actions (CLI, dashboard), not inputs of trading logic.
     """
 
-    def __init__(self, engine_or_url: Engine | str | None = None) -> None:
+    def __init__(self, engine_or_url: Engine | str | None = None, *, scope: str | None = None) -> None:
+        """``scope`` keeps executors apart in one database: None is the live executor's own keys
+        (``kill_switch``), a backtest uses e.g. ``"bt-<run id>"`` (keys ``"<scope>:kill_switch"``)."""
+        if scope is not None and (not isinstance(scope, str) or not scope.strip() or ":" in scope
+                                  or len(scope) > 40):
+            raise ValueError(f"scope must be a non-empty string of <= 40 characters without ':', got {scope!r}")
+        self.scope = scope
         if isinstance(engine_or_url, Engine):
             self.engine, self._owns_engine = engine_or_url, False
         else:
             self.engine, self._owns_engine = make_engine(engine_or_url), True
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def key_for(self, name: str) -> str:
+        return name if self.scope is None else f"{self.scope}:{name}"
 
     def get(self, key: str, default: Any = None) -> Any:
         with self._sessions() as s:
@@ -1018,7 +1033,7 @@ class ControlStore:
 
     # kill switch latch
     def kill_switch(self) -> KillSwitchLatch:
-        v = self.get(KILL_SWITCH_KEY)
+        v = self.get(self.key_for(KILL_SWITCH_KEY))
         if not v:
             return KillSwitchLatch(False)
         at = v.get("activated_at")
@@ -1029,20 +1044,20 @@ class ControlStore:
         if not isinstance(reason, str) or not reason.strip():
             raise ValueError(f"reason must be a non-empty string, got {reason!r}")
         ts = _aware("now", now) if now is not None else datetime.now(timezone.utc)
-        self.set(KILL_SWITCH_KEY, {"active": True, "reason": reason, "activated_at": ts.isoformat()},
+        self.set(self.key_for(KILL_SWITCH_KEY), {"active": True, "reason": reason, "activated_at": ts.isoformat()},
                  updated_by=by, now=ts)
         return KillSwitchLatch(True, reason, ts)
 
     def deactivate_kill_switch(self, *, now: datetime | None = None, by: str | None = None) -> KillSwitchLatch:
         prev = self.kill_switch()
-        self.set(KILL_SWITCH_KEY, {"active": False, "reason": prev.reason,
+        self.set(self.key_for(KILL_SWITCH_KEY), {"active": False, "reason": prev.reason,
                                    "activated_at": prev.activated_at.isoformat() if prev.activated_at else None},
                  updated_by=by, now=now)
         return KillSwitchLatch(False, prev.reason, prev.activated_at)
 
     # instrument mode
     def instrument_mode(self) -> str | None:
-        return self.get(INSTRUMENT_MODE_KEY)
+        return self.get(self.key_for(INSTRUMENT_MODE_KEY))
 
     def set_instrument_mode(self, mode: str, *, now: datetime | None = None, by: str | None = None) -> str:
         from strategies.trade_executor.models import InstrumentMode
@@ -1052,7 +1067,7 @@ class ControlStore:
         except ValueError:
             raise ValueError(f"instrument_mode must be one of {[m.value for m in InstrumentMode]}, "
                              f"got {mode!r}") from None
-        self.set(INSTRUMENT_MODE_KEY, value, updated_by=by, now=now)
+        self.set(self.key_for(INSTRUMENT_MODE_KEY), value, updated_by=by, now=now)
         return value
 
     def close(self) -> None:

@@ -387,6 +387,10 @@ class ExecutorConfig:
     # ── Extras (not in the seed) ─────────────────────────
     calendar: str = "XNYS"  # exchange calendar for market hours / early closes
     eod_minutes_before_close: int = 5  # 15:55 on a 16:00 close, 12:55 on a 13:00 early close
+    # Runaway guard: entries filled or pending per session (RiskGate "max_daily_trades"), and order
+    # submissions per minute for every strategy in the node (Nautilus RiskEngine submit throttle).
+    max_daily_trades: int = 40
+    max_orders_per_minute: int = 30
 
     def __post_init__(self) -> None:
         try:
@@ -417,6 +421,8 @@ class ExecutorConfig:
             "max_etf_hold_days_2x",
             "consecutive_loss_threshold",
             "api_timeout_seconds",
+            "max_daily_trades",
+            "max_orders_per_minute",
         )
         for name in positive_ints:
             v = getattr(self, name)
@@ -467,6 +473,7 @@ RISK_REASON_CODES = (
     "kill_switch",
     "daily_loss_limit",
     "max_positions",
+    "max_daily_trades",
     "duplicate",
     "conflict",
     "single_stock_exposure",

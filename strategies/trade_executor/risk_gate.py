@@ -10,6 +10,8 @@ wins and its reason reads ``"<code>: <explanation with the numbers>"``:
      4. min_equity             equity < min_account_equity
      5. market_closed          signal.timestamp outside the exchange session (holidays, early closes)
      6. max_positions          open positions + pending entry orders >= max_concurrent_positions
+    6b. max_daily_trades       entries taken this session + pending entry orders >= max_daily_trades
+                               (runaway guard against a signal storm)
      7. duplicate              a position / pending order in the same traded ticker or on the same
                                underlying, in the same underlying direction
      8. conflict               opposite exposure on the same underlying (long TQQQ vs short QQQ
@@ -257,6 +259,14 @@ class RiskGate:
                 "max_positions",
                 f"{n_positions + n_pending} open ({n_positions} positions + {n_pending} pending), "
                 f"limit {cfg.max_concurrent_positions}",
+            )
+        # 6b. runaway guard: entries per session ----------------------------------------------
+        details.update(daily_trades=account.daily_trades, max_daily_trades=cfg.max_daily_trades)
+        if account.daily_trades + n_pending >= cfg.max_daily_trades:
+            return reject(
+                "max_daily_trades",
+                f"{account.daily_trades} entries today + {n_pending} pending >= limit "
+                f"{cfg.max_daily_trades} per session",
             )
 
         # the proposed trade, in the underlying ------------------------------------------------
