@@ -1,0 +1,110 @@
+"""Run the fake Alpaca server from the command line (demos, manual testing).
+
+    python -m adapters.alpaca.fake_server --port 0
+    python -m adapters.alpaca.fake_server --port 0 --simulate AAPL=190,QQQ=480 --interval 0.5
+
+Prints the URLs (and ``export`` lines for the usual environment variables), then serves until
+Ctrl-C / SIGTERM or ``--duration`` seconds. ``--simulate`` streams a seeded random walk: a quote
+every ``--interval`` seconds and a 1-minute bar each time the minute rolls over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import signal
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+
+from .server import DEFAULT_KEYS, FakeAlpacaServer
+
+
+def _parse_sim(spec: str) -> dict[str, float]:
+    out = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        sym, _, px = part.partition("=")
+        out[sym.upper()] = float(px or 100.0)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m adapters.alpaca.fake_server", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0, help="trading REST port (0 = random free port)")
+    ap.add_argument("--data-port", type=int, default=0, help="market-data REST port (0 = random)")
+    ap.add_argument("--stream-port", type=int, default=0, help="websocket port (0 = random)")
+    key, secret = next(iter(DEFAULT_KEYS.items()))
+    ap.add_argument("--key", default=key)
+    ap.add_argument("--secret", default=secret)
+    ap.add_argument("--cash", type=float, default=100_000.0)
+    ap.add_argument("--margin", type=float, default=2.0, help="margin multiplier (buying power)")
+    ap.add_argument("--partial-fill-qty", type=float, default=None)
+    ap.add_argument("--simulate", default="", help="random-walk quotes/bars, e.g. AAPL=190,QQQ=480")
+    ap.add_argument("--interval", type=float, default=1.0, help="seconds between simulated quotes")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--duration", type=float, default=None, help="exit after N seconds")
+    ap.add_argument("--json", action="store_true", help="print one JSON line instead of text")
+    args = ap.parse_args(argv)
+
+    srv = FakeAlpacaServer({args.key: args.secret}, host=args.host, port=args.port, data_port=args.data_port,
+                           stream_port=args.stream_port, initial_cash=args.cash, margin_multiplier=args.margin,
+                           partial_fill_qty=args.partial_fill_qty, id_seed=args.seed)
+    srv.start()
+    info = {"trading_url": srv.trading_url, "data_url": srv.data_url, "stream_url": srv.stream_url,
+            "data_stream_url": srv.data_stream_url, "key_id": args.key, "secret_key": args.secret}
+    if args.json:
+        print(json.dumps(info), flush=True)
+    else:
+        for k, v in info.items():
+            print(f"{k:16} {v}")
+        print(f"export APCA_API_BASE_URL={srv.trading_url} APCA_API_DATA_URL={srv.data_url} "
+              f"APCA_API_KEY_ID={args.key} APCA_API_SECRET_KEY={args.secret}")
+        print("serving; Ctrl-C to stop", flush=True)
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, lambda *_: stop.set())
+        except ValueError:  # pragma: no cover - not in main thread
+            pass
+    deadline = time.monotonic() + args.duration if args.duration is not None else None
+    sim = _parse_sim(args.simulate)
+    rng = random.Random(args.seed)
+    bars: dict[str, list[float]] = {s: [] for s in sim}
+    minute = None
+    try:
+        while not stop.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if sim:
+                now = datetime.now(timezone.utc)
+                cur_min = now.replace(second=0, microsecond=0)
+                if minute is not None and cur_min != minute:
+                    for s, ticks in bars.items():
+                        if ticks:
+                            srv.push_bar(s, {"t": minute, "o": ticks[0], "h": max(ticks), "l": min(ticks),
+                                             "c": ticks[-1], "v": 100 * len(ticks)})
+                            bars[s] = []
+                minute = cur_min
+                for s, px in sim.items():
+                    px = round(px * math.exp(rng.gauss(0.0, 0.0008)), 2)
+                    sim[s] = px
+                    bars[s].append(px)
+                    srv.set_quote(s, round(px - 0.01, 2), round(px + 0.01, 2))
+                    srv.push_trade(s, px, 100)
+            wait = args.interval if sim else 0.2
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - time.monotonic()))
+            stop.wait(wait)
+    finally:
+        srv.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
