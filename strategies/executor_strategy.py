@@ -1,25 +1,27 @@
 """The executor as a NautilusTrader Strategy: the imperative shell around the functional core.
 
-Data path: TradeSignalData on the message bus -> InstrumentRouter -> sizer -> RiskGate -> market
-entry order -> fills -> managed position -> ExitMonitor on every bar -> exit order -> round trip
-recorded. Every signal's fate (approved or rejected, with the reason code and the numbers) goes to
-the execution sink. The same class runs in a BacktestEngine and in a live TradingNode: it reads
-only engine state (cache, portfolio, clock) and never the wall clock.
+Data path: TradeSignalData on the message bus -> InstrumentRouter -> sizer -> RiskGate ->
+EntryPlanner (market / limit at the cloud / scale-in) -> orders -> fills (PositionManager) ->
+a protective stop resting at the venue -> ExitMonitor on every bar (price exits on the traded
+instrument's 1-minute bars; cloud exits on the underlying's bars of the signal's timeframe) ->
+exit order -> round trip recorded. Every signal's fate (approved or rejected, with the reason code
+and the numbers) goes to the execution sink. The same class runs in a BacktestEngine and in a live
+TradingNode: it reads only engine state (cache, portfolio, clock) and never the wall clock.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from collections import deque
 from datetime import datetime, timezone
 from typing import Any
 
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import Bar, BarType
-from nautilus_trader.model.enums import OrderSide, TimeInForce
+from nautilus_trader.model.enums import OrderSide, TimeInForce, TriggerType
 from nautilus_trader.model.identifiers import ClientId, ClientOrderId, InstrumentId, Venue
-from nautilus_trader.model.objects import Quantity
+from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.trading.strategy import Strategy
 
 from strategies.execution_log import DecisionRecord, ExecutionLog, ExecutionSink
@@ -30,6 +32,7 @@ from strategies.risk_control import (
     send_alert,
 )
 from strategies.signal_data import TRADE_SIGNAL_DATA_TYPE, TradeSignalData
+from strategies.signals import OHLCV, CloudTracker
 from strategies.trade_executor import (
     AccountState,
     ExecutorConfig,
@@ -39,8 +42,6 @@ from strategies.trade_executor import (
     KillSwitch,
     LeveragedETFSizer,
     MarketCalendar,
-    PendingOrder,
-    Position,
     PositionSize,
     PositionSizer,
     RiskGate,
@@ -48,6 +49,13 @@ from strategies.trade_executor import (
     TradeSignal,
 )
 from strategies.trade_executor.etf_catalog import sector_of
+from strategies.trade_executor.position_manager import (
+    CloudEdges,
+    EntryPlanner,
+    ManagedPosition,
+    PositionManager,
+    pullback_verdict,
+)
 
 NANOS_PER_MINUTE = 60_000_000_000
 
@@ -79,38 +87,11 @@ class ExecutorStrategyConfig(StrategyConfig, frozen=True):
     # otherwise read at start and at each session open (backtests).
     control_poll_seconds: float | None = None
     alert_webhook_url: str | None = None  # kill-switch alerts are POSTed here as JSON (optional)
-
-
-@dataclass
-class ManagedPosition:
-    """An executor-owned position: the core Position plus the links to orders and signal."""
-
-    position: Position
-    instrument_id: InstrumentId
-    signal: TradeSignal
-    decision: InstrumentDecision
-    entry_order_id: str
-    entry_fees: float = 0.0
-    exit_fees: float = 0.0
-    exit_order_id: str | None = None
-    exit_reason: str | None = None
-    exit_fired: list[str] = field(default_factory=list)
-    exit_filled_qty: int = 0
-    exit_value: float = 0.0  # sum(px * qty) of exit fills
-    entry_filled_qty: int = 0
-    entry_value: float = 0.0
-
-
-@dataclass
-class PendingEntry:
-    order_id: str
-    instrument_id: InstrumentId
-    signal: TradeSignal
-    decision: InstrumentDecision
-    size: PositionSize
-    pending: PendingOrder
-    stop_loss: float
-    target_price: float | None
+    # Protective stops rest at the venue (stop-market, reduce-only) when it supports them;
+    # otherwise the strategy's own bar-close stop check is the only stop.
+    stops_at_venue: bool = True
+    # Timeframes whose EMA clouds the executor tracks for exits, scale-ins and limit prices.
+    cloud_timeframes: tuple[str, ...] = ("1m", "10m", "1h")
 
 
 class ExecutorStrategy(Strategy):
@@ -136,9 +117,12 @@ class ExecutorStrategy(Strategy):
         self.gate = RiskGate(self.xconfig, calendar=self.calendar, buying_power_includes_pending=True)
         self.exit_monitor = ExitMonitor(self.xconfig, calendar=self.calendar)
         self.kill_switch = KillSwitch(self.xconfig)
-        self.positions_by_signal: dict[str, ManagedPosition] = {}
-        self.positions_by_order: dict[str, ManagedPosition] = {}
-        self.pending: dict[str, PendingEntry] = {}
+        self.planner = EntryPlanner(self.xconfig)
+        self.pm = PositionManager()
+        self.trackers: dict[tuple[str, str], CloudTracker] = {}
+        self.cloud_rows: dict[tuple[str, str], deque] = {}  # last bars with their cloud edges
+        self._cloud_bar_types: dict[BarType, tuple[str, str]] = {}
+        self._exit_pending: dict[str, tuple[str, list[str]]] = {}  # signal id -> exit waiting for stop cancel
         self.last_price: dict[str, float] = {}  # ticker -> last 1m close
         self.session_open: datetime | None = None
         self.starting_equity: float | None = None
@@ -163,6 +147,15 @@ class ExecutorStrategy(Strategy):
                 continue
             self._bar_types[bar_type] = sym
             self.subscribe_bars(bar_type)
+            for tf in self.config.cloud_timeframes:
+                self.trackers[(sym, tf)] = CloudTracker()
+                self.cloud_rows[(sym, tf)] = deque(maxlen=5)
+                if tf != "1m":
+                    from strategies.signal_actor import bar_type_for
+
+                    htf = bar_type_for(sym, str(self.venue), tf)
+                    self._cloud_bar_types[htf] = (sym, tf)
+                    self.subscribe_bars(htf)
         if self.config.signal_client_id:
             self.subscribe_data(TRADE_SIGNAL_DATA_TYPE, client_id=ClientId(self.config.signal_client_id))
         else:
@@ -186,13 +179,20 @@ class ExecutorStrategy(Strategy):
             return 0.0
         return float(account.balance_total().as_double())
 
+    @property
+    def positions_by_signal(self) -> dict[str, ManagedPosition]:
+        return self.pm.by_signal
+
     def _unrealized(self) -> float:
         total = 0.0
-        for mp in self.positions_by_signal.values():
-            px = self.last_price.get(mp.position.ticker)
-            if px is not None and mp.position.shares > 0:
-                mp.position.mark(px)
-            total += mp.position.unrealized_pnl or 0.0
+        for mp in self.pm.by_signal.values():
+            pos = mp.position
+            if pos is None or pos.shares <= 0:
+                continue
+            px = self.last_price.get(pos.ticker)
+            if px is not None:
+                pos.mark(px)
+            total += pos.unrealized_pnl or 0.0
         return total
 
     def equity(self) -> float:
@@ -200,9 +200,9 @@ class ExecutorStrategy(Strategy):
 
     def account_state(self, now: datetime) -> AccountState:
         equity = self.equity()
-        positions = [mp.position for mp in self.positions_by_signal.values() if mp.position.shares > 0]
+        positions = self.pm.open_positions()
         gross = sum(p.market_value for p in positions)
-        pending = [pe.pending for pe in self.pending.values()]
+        pending = self.pm.pending_orders(self.last_price.get)
         pending_notional = sum(p.price * p.shares for p in pending)
         buying_power = max(0.0, equity * self.config.buying_power_multiplier - gross - pending_notional)
         starting = self.starting_equity if self.starting_equity is not None else equity
@@ -308,34 +308,39 @@ class ExecutorStrategy(Strategy):
                          reason=f"{code}: sized to 0 shares (raw {size.raw_shares:.2f})",
                          decision=decision, details=details)
             return
-        order_id = self._submit_entry(signal, decision, instrument, shares, size, price)
-        self._record(now, signal, approved=True, code=None, reason=None, decision=decision,
-                     details=details, shares=shares, order_ids=[order_id])
-
-    def _submit_entry(self, signal: TradeSignal, decision: InstrumentDecision, instrument, shares: int,
-                      size: PositionSize, price: float) -> str:
         # Leveraged ETFs are always bought (bull for long signals, inverse for short ones).
-        position_direction = "long" if decision.instrument_type == "leveraged_etf" else signal.direction
-        side = OrderSide.BUY if position_direction == "long" else OrderSide.SELL
-        order = self.order_factory.market(
-            instrument_id=instrument.id,
-            order_side=side,
-            quantity=Quantity.from_int(shares),
-            time_in_force=TimeInForce.DAY,
-            tags=[f"signal={signal.signal_id}", "role=entry"],
+        direction = "long" if decision.instrument_type == "leveraged_etf" else signal.direction
+        plan = self.planner.plan(
+            signal, shares, price=price, direction=direction,
+            cloud=self._cloud_edges(signal.ticker, signal.timeframe, "pullback"),
+            underlying_price=self.last_price.get(signal.ticker), leverage=decision.leverage,
+            tick=float(instrument.price_increment),
         )
-        stop, target = self._levels_for(signal, decision, price, position_direction)
+        details["entry"] = plan.to_dict()
+        stop, target = self._levels_for(signal, decision, price, direction)
+        side = OrderSide.BUY if direction == "long" else OrderSide.SELL
+        if plan.order_type == "market":
+            order = self.order_factory.market(
+                instrument_id=instrument.id, order_side=side, quantity=Quantity.from_int(plan.first_shares),
+                time_in_force=TimeInForce.DAY, tags=[f"signal={signal.signal_id}", f"role=entry:{plan.tactic}"])
+        else:
+            order = self.order_factory.limit(
+                instrument_id=instrument.id, order_side=side, quantity=Quantity.from_int(plan.first_shares),
+                price=instrument.make_price(plan.limit_price), time_in_force=TimeInForce.DAY,
+                tags=[f"signal={signal.signal_id}", f"role=entry:{plan.tactic}"])
         oid = order.client_order_id.value
-        self.pending[oid] = PendingEntry(
-            order_id=oid, instrument_id=instrument.id, signal=signal, decision=decision, size=size,
-            pending=PendingOrder(ticker=decision.ticker, direction=position_direction, shares=shares,
-                                 price=price, signal_id=signal.signal_id, underlying=signal.ticker,
-                                 sector=sector_of(signal.ticker), leverage=decision.leverage,
-                                 instrument_type=decision.instrument_type),
-            stop_loss=stop, target_price=target,
-        )
+        self.pm.open(signal, decision, plan, instrument=instrument.id.value, direction=direction,
+                     stop_loss=stop, target_price=target, order_id=oid)
         self.submit_order(order)
-        return oid
+        self._record(now, signal, approved=True, code=None, reason=None, decision=decision,
+                     details=details, shares=shares, order_ids=[oid])
+
+    def _cloud_edges(self, sym: str, timeframe: str, cloud: str) -> CloudEdges | None:
+        tr = self.trackers.get((sym, timeframe))
+        if tr is None or not tr.warmed_up:
+            return None
+        i = tr.names.index(cloud)
+        return CloudEdges(tr.lower[i], tr.upper[i])
 
     def _levels_for(self, signal: TradeSignal, decision: InstrumentDecision, price: float,
                     position_direction: str) -> tuple[float, float | None]:
@@ -356,93 +361,138 @@ class ExecutorStrategy(Strategy):
             target = price * (1.0 + lev * d_target)
         return max(stop, 0.01), target
 
-    # ── fills ────────────────────────────────────────────────────────────────────────────────
+    # ── fills and order outcomes ─────────────────────────────────────────────────────────────
     def on_order_filled(self, event) -> None:
         oid = event.client_order_id.value
         qty = int(event.last_qty.as_double())
         px = float(event.last_px.as_double())
         fee = float(event.commission.as_double()) if event.commission is not None else 0.0
         now = ns_to_dt(event.ts_event)
-        if oid in self.pending:
-            pe = self.pending[oid]
-            mp = self.positions_by_signal.get(pe.signal.signal_id)
-            if mp is None:
-                pos = Position(
-                    ticker=pe.decision.ticker, direction=pe.pending.direction, entry_price=px,
-                    current_price=px, shares=0, stop_loss=pe.stop_loss, target_price=pe.target_price,
-                    entry_time=now, signal_id=pe.signal.signal_id, trade_type=pe.signal.trade_type,
-                    instrument_type=pe.decision.instrument_type, leverage=pe.decision.leverage,
-                    underlying=pe.signal.ticker, sector=sector_of(pe.signal.ticker),
-                    underlying_price=self.last_price.get(pe.signal.ticker, pe.signal.entry_price),
-                )
-                mp = ManagedPosition(position=pos, instrument_id=pe.instrument_id, signal=pe.signal,
-                                     decision=pe.decision, entry_order_id=oid)
-                self.positions_by_signal[pe.signal.signal_id] = mp
-                self.positions_by_order[oid] = mp
+        if oid in self._reducing_orders:
+            self._reducing_orders.discard(oid)
+        res = self.pm.on_fill(oid, qty, px, fee, now, underlying_price=None)
+        if res is None:
+            return
+        mp, role = res
+        if role in ("entry", "add"):
+            if role == "entry" and len([f for f in mp.fills if f.role == "entry"]) == 1:
                 self.daily_trades += 1
-            mp.entry_filled_qty += qty
-            mp.entry_value += px * qty
-            mp.entry_fees += fee
-            mp.position.shares = mp.entry_filled_qty
-            mp.position.entry_price = mp.entry_value / mp.entry_filled_qty
+                mp.position.sector = sector_of(mp.signal.ticker)
+                mp.position.underlying_price = self.last_price.get(mp.signal.ticker, mp.signal.entry_price)
             mp.position.mark(self.last_price.get(mp.position.ticker, px))
-            pe.pending.shares -= qty
-            if pe.pending.shares <= 0:
-                del self.pending[oid]
             record_open = getattr(self.sink, "record_open_trade", None)
             if record_open is not None:
                 # durable before we move on: a crash after this fill cannot lose it
                 record_open(self._trade_row(mp, now, closed=False))
+            if mp.signal.signal_id in self._exit_pending or mp.exit_order_id is not None:
+                return  # an exit is under way; the next bar closes what is left
+            self._protect(mp)
             return
-        mp = self.positions_by_order.get(oid)
-        if mp is not None and oid == mp.exit_order_id:
-            mp.exit_filled_qty += qty
-            mp.exit_value += px * qty
-            mp.exit_fees += fee
-            if mp.exit_filled_qty >= mp.entry_filled_qty:
-                self._close_round_trip(mp, now)
+        # exit or stop fill
+        if self.pm.is_round_trip_done(mp):
+            self._cancel_if_open(mp.stop_order_id)
+            self._close_round_trip(mp, now)
+        elif role == "stop":
+            self.sink.record_event(now, "stop_partial", f"{mp.signal_id}: stop filled {qty} @ {px}",
+                                   {"order_id": oid, "open_qty": mp.open_qty})
+
+    def _protect(self, mp: ManagedPosition) -> None:
+        """Rest (or resize) the protective stop at the venue for the open quantity."""
+        if not self.config.stops_at_venue or mp.open_qty <= 0:
+            return
+        instrument = self.cache.instrument(InstrumentId.from_str(mp.instrument))
+        qty = Quantity.from_int(mp.open_qty)
+        if mp.stop_order_id is not None:
+            order = self.cache.order(ClientOrderId(mp.stop_order_id))
+            if order is not None and order.is_open and order.quantity != qty:
+                self.modify_order(order, quantity=qty)
+            return
+        side = OrderSide.SELL if mp.direction == "long" else OrderSide.BUY
+        tif = TimeInForce.GTC if mp.signal.trade_type == "swing" else TimeInForce.DAY
+        order = self.order_factory.stop_market(
+            instrument_id=instrument.id, order_side=side, quantity=qty,
+            trigger_price=instrument.make_price(mp.stop_loss), trigger_type=TriggerType.DEFAULT,
+            time_in_force=tif, reduce_only=True,
+            tags=[f"signal={mp.signal_id}", "role=stop"])
+        self.pm.link(mp, order.client_order_id.value, "stop")
+        if self.kill_switch.is_active:
+            self._reducing_orders.add(order.client_order_id.value)
+            self._set_trading_state("REDUCING", f"protective stop for {mp.signal_id} while halted")
+        self.submit_order(order)
+        self._maybe_halt()
+
+    def _cancel_if_open(self, oid: str | None) -> bool:
+        if oid is None:
+            return False
+        order = self.cache.order(ClientOrderId(oid))
+        if order is not None and order.is_open and not order.is_pending_cancel:
+            self.cancel_order(order)
+            return True
+        return False
 
     def on_order_rejected(self, event) -> None:
-        self._entry_failed(event.client_order_id.value, f"rejected by venue: {event.reason}")
+        self._order_done(event.client_order_id.value, f"rejected by venue: {event.reason}")
 
     def on_order_denied(self, event) -> None:
-        self._entry_failed(event.client_order_id.value, f"denied by risk engine: {event.reason}")
+        self._order_done(event.client_order_id.value, f"denied by risk engine: {event.reason}")
 
     def on_order_canceled(self, event) -> None:
-        self._entry_failed(event.client_order_id.value, "canceled")
+        self._order_done(event.client_order_id.value, "canceled")
 
     def on_order_expired(self, event) -> None:
-        self._entry_failed(event.client_order_id.value, "expired")
+        self._order_done(event.client_order_id.value, "expired")
 
-    def _entry_failed(self, oid: str, why: str) -> None:
+    def _order_done(self, oid: str, why: str) -> None:
         if oid in self._reducing_orders:
             self._reducing_orders.discard(oid)
             self._maybe_halt()
-        pe = self.pending.pop(oid, None)
-        if pe is not None:
-            self.sink.record_event(self.clock.utc_now(), "entry_failed",
-                                   f"{pe.signal.signal_id}: {why}", {"order_id": oid})
+        res = self.pm.order_done(oid)
+        if res is None:
             return
-        mp = self.positions_by_order.get(oid)
-        if mp is not None and oid == mp.exit_order_id:
-            # The exit did not go through: the position is still open, try again on the next bar.
-            self.sink.record_event(self.clock.utc_now(), "exit_failed", f"{mp.signal.signal_id}: {why}",
-                                   {"order_id": oid})
-            mp.exit_order_id = None
+        mp, role = res
+        now = self.clock.utc_now()
+        if role in ("entry", "add"):
+            if role == "add":
+                self.sink.record_event(now, "scale_in_failed", f"{mp.signal_id}: add order {why}",
+                                       {"order_id": oid})
+            elif self.pm.is_dead(mp):
+                self.sink.record_event(now, "entry_failed", f"{mp.signal_id}: {why}", {"order_id": oid})
+                self.pm.finish(mp)
+                return
+            else:
+                self.sink.record_event(now, "entry_partial", f"{mp.signal_id}: rest of the entry {why}; "
+                                       f"keeping {mp.open_qty} filled", {"order_id": oid, "filled": mp.open_qty})
+            if self.pm.is_round_trip_done(mp):
+                self._close_round_trip(mp, now)
+            elif mp.signal_id in self._exit_pending and mp.stop_order_id is None:
+                self._send_exit(mp)
+            return
+        if role == "stop":
+            pending = self._exit_pending.get(mp.signal_id)
+            if pending is not None and mp.open_qty > 0:
+                self._send_exit(mp)  # the stop is out of the way: now the exit
+            elif mp.open_qty > 0 and "cancel" not in why:
+                self.sink.record_event(now, "stop_failed", f"{mp.signal_id}: protective stop {why}",
+                                       {"order_id": oid})
+            return
+        # the exit did not go through: the position is still open, try again on the next bar
+        self._exit_pending.pop(mp.signal_id, None)
+        self.sink.record_event(now, "exit_failed", f"{mp.signal_id}: {why}", {"order_id": oid})
 
     def _close_round_trip(self, mp: ManagedPosition, now: datetime) -> None:
         pos = mp.position
         exit_px = mp.exit_value / mp.exit_filled_qty
-        gross = (exit_px - pos.entry_price) * mp.entry_filled_qty * pos.sign * pos.multiplier
+        gross = (exit_px - pos.entry_price) * mp.exit_filled_qty * pos.sign * pos.multiplier
         fees = mp.entry_fees + mp.exit_fees
         pnl = round(gross - fees, 2)
-        cost = pos.entry_price * mp.entry_filled_qty * pos.multiplier
+        cost = pos.entry_price * mp.exit_filled_qty * pos.multiplier
         pnl_pct = pnl / cost if cost else 0.0
         self.recent_trade_pnl_pcts.append(pnl_pct)
         del self.recent_trade_pnl_pcts[:-20]
+        self._exit_pending.pop(mp.signal_id, None)
         self.sink.record_trade(self._trade_row(mp, now, closed=True, exit_px=exit_px, pnl=pnl,
                                                pnl_pct=pnl_pct, fees=fees, gross=gross))
-        del self.positions_by_signal[mp.signal.signal_id]
+        self.pm.finish(mp)
 
     def _trade_row(self, mp: ManagedPosition, now: datetime, *, closed: bool, exit_px: float | None = None,
                    pnl: float | None = None, pnl_pct: float | None = None, fees: float | None = None,
@@ -452,6 +502,7 @@ class ExecutorStrategy(Strategy):
         meta: dict[str, Any] = {
             "signal_direction": mp.signal.direction, "signal_type": mp.signal.signal_type.value,
             "timeframe": mp.signal.timeframe, "multiplier": pos.multiplier,
+            "entry_tactic": mp.plan.tactic, "scale_in": mp.scale_in,
             "underlying": pos.underlying, "sector": pos.sector,
         }
         if closed:
@@ -470,7 +521,7 @@ class ExecutorStrategy(Strategy):
             "trade_type": pos.trade_type,
             "entry_price": round(pos.entry_price, 4),
             "exit_price": round(exit_px, 4) if closed else None,
-            "shares": mp.entry_filled_qty,
+            "shares": mp.exit_filled_qty if closed else mp.open_qty,
             "stop_loss": round(pos.stop_loss, 4),
             "target_price": None if pos.target_price is None else round(pos.target_price, 4),
             "conviction": mp.signal.conviction,
@@ -485,8 +536,14 @@ class ExecutorStrategy(Strategy):
             "metadata_json": json.dumps(meta),
         }
 
-    # ── bars: marks, exits, session roll, equity curve ───────────────────────────────────────
+    # ── bars: marks, clouds, entries in progress, exits, equity curve ───────────────────────
     def on_bar(self, bar: Bar) -> None:
+        key = self._cloud_bar_types.get(bar.bar_type)
+        if key is not None:  # a completed higher-timeframe bar of a followed symbol
+            row = self._update_cloud(key, bar)
+            if row is not None:
+                self._cloud_exits(key, ns_to_dt(bar.ts_event))
+            return
         sym = self._bar_types.get(bar.bar_type)
         if sym is None:
             return
@@ -497,17 +554,32 @@ class ExecutorStrategy(Strategy):
         self.last_price[sym] = close
         now = ns_to_dt(bar.ts_event)
         self._roll_session(now)
-        for mp in list(self.positions_by_signal.values()):
-            if mp.position.ticker != sym and mp.position.underlying != sym:
-                continue
-            if mp.position.underlying == sym:
-                mp.position.underlying_price = close
-            if mp.position.ticker != sym or mp.exit_order_id is not None or mp.position.shares <= 0:
+        cloud_key = (sym, "1m")
+        has_1m_clouds = cloud_key in self.trackers and self._update_cloud(cloud_key, bar) is not None
+        for mp in list(self.pm.by_signal.values()):
+            if mp.signal.ticker == sym:
+                if mp.position is not None:
+                    mp.position.underlying_price = close
+                if mp.scale_in == "waiting":
+                    self._check_scale_in(mp, bar, now)
+            if mp.decision.ticker == sym:
+                if mp.entry_orders and not self.calendar.is_open(now):
+                    # entries never work outside the regular session (extended-hours prints)
+                    for oid in list(mp.entry_orders):
+                        if self._cancel_if_open(oid):
+                            self.sink.record_event(now, "entry_cancelled", f"{mp.signal_id}: session closed "
+                                                   "with the entry order working", {"order_id": oid})
+                else:
+                    self._age_limit_orders(mp, now)
+        if has_1m_clouds:
+            self._cloud_exits(cloud_key, now)
+        for mp in list(self.pm.by_signal.values()):
+            if mp.decision.ticker != sym or not self._can_exit(mp):
                 continue
             mp.position.mark(close)
-            exit_decision = self.exit_monitor.evaluate(mp.position, current_price=close, now=now)
-            if exit_decision is not None:
-                self._submit_exit(mp, exit_decision.reason, list(exit_decision.fired))
+            decision = self.exit_monitor.evaluate(mp.position, current_price=close, now=now)
+            if decision is not None:
+                self._submit_exit(mp, decision.reason, list(decision.fired))
         if bar.ts_event - self._last_equity_sample_ns >= self.config.equity_sample_minutes * NANOS_PER_MINUTE:
             self._last_equity_sample_ns = bar.ts_event
             account = self.account_state(now)
@@ -515,25 +587,117 @@ class ExecutorStrategy(Strategy):
             if not self.kill_switch.is_active and self.kill_switch.check(account):
                 self._on_kill_switch(now)
 
-    def _submit_exit(self, mp: ManagedPosition, reason: str, fired: list[str]) -> None:
-        instrument = self.cache.instrument(mp.instrument_id)
-        side = OrderSide.SELL if mp.position.direction == "long" else OrderSide.BUY
+    def _update_cloud(self, key: tuple[str, str], bar: Bar) -> dict | None:
+        """Feed the cloud tracker; returns the bar's row with cloud edges once warmed up."""
+        tr = self.trackers[key]
+        o, h, l, c = (float(bar.open.as_double()), float(bar.high.as_double()), float(bar.low.as_double()),
+                      float(bar.close.as_double()))
+        if not all(math.isfinite(x) and x > 0 for x in (o, h, l, c)):
+            return None
+        tr.update_fast(OHLCV(ts=ns_to_dt(bar.ts_event), open=o, high=h, low=l, close=c,
+                             volume=float(bar.volume.as_double())))
+        if not tr.warmed_up:
+            return None
+        f, pb, m = tr.i_fast, tr.i_pullback, tr.i_macro
+        row = {"open": o, "high": h, "low": l, "close": c,
+               "fast_upper": tr.upper[f], "fast_lower": tr.lower[f],
+               "pullback_upper": tr.upper[pb], "pullback_lower": tr.lower[pb],
+               "macro_upper": tr.upper[m], "macro_lower": tr.lower[m]}
+        self.cloud_rows[key].append(row)
+        return row
+
+    def _can_exit(self, mp: ManagedPosition) -> bool:
+        return (mp.position is not None and mp.open_qty > 0 and mp.exit_order_id is None
+                and mp.signal_id not in self._exit_pending)
+
+    def _cloud_exits(self, key: tuple[str, str], now: datetime) -> None:
+        """All exits, cloud ones included, for positions on this underlying and timeframe."""
+        sym, tf = key
+        tr = self.trackers[key]
+        rows = list(self.cloud_rows[key])
+        for mp in list(self.pm.by_signal.values()):
+            if mp.signal.ticker != sym or mp.signal.timeframe != tf or not self._can_exit(mp):
+                continue
+            px = self.last_price.get(mp.decision.ticker, mp.position.current_price)
+            mp.position.mark(px)
+            decision = self.exit_monitor.evaluate(
+                mp.position, current_price=px, now=now, bars=rows,
+                cloud_states={"fast": tr.states()[tr.i_fast]},
+                on_underlying=True)
+            if decision is not None:
+                self._submit_exit(mp, decision.reason, list(decision.fired))
+
+    def _age_limit_orders(self, mp: ManagedPosition, now: datetime) -> None:
+        for oid in list(mp.order_bars):
+            mp.order_bars[oid] += 1
+            if mp.order_bars[oid] > mp.plan.expire_bars:
+                del mp.order_bars[oid]
+                if self._cancel_if_open(oid):
+                    self.sink.record_event(now, "limit_expired", f"{mp.signal_id}: limit entry unfilled after "
+                                           f"{mp.plan.expire_bars} bars, cancelled", {"order_id": oid})
+
+    def _check_scale_in(self, mp: ManagedPosition, bar: Bar, now: datetime) -> None:
+        """The second half goes in on the first pullback to the pullback cloud that holds."""
+        if mp.position is None or mp.entry_orders or not self._can_exit(mp):
+            return  # first tranche not (fully) in yet, or the trade is on its way out
+        d_u = 1 if mp.signal.direction == "long" else -1
+        verdict = pullback_verdict(d_u, float(bar.low.as_double()), float(bar.high.as_double()),
+                                   float(bar.close.as_double()),
+                                   self._cloud_edges(mp.signal.ticker, mp.signal.timeframe, "pullback"))
+        if verdict == "none":
+            return
+        late = mp.signal.trade_type in ("day", "scalp") and self.exit_monitor.check_eod_close(mp.position, now=now)
+        if verdict == "breaks" or self.kill_switch.is_active or late or not self.calendar.is_open(now):
+            mp.scale_in = "skipped"
+            why = ("pullback closed through the cloud" if verdict == "breaks" else
+                   "kill switch active" if self.kill_switch.is_active else "session (or EOD window) over")
+            self.sink.record_event(now, "scale_in_skipped", f"{mp.signal_id}: {why}",
+                                   {"reserved_shares": mp.plan.add_shares})
+            return
+        qty = min(mp.plan.add_shares, mp.plan.total_shares - mp.entry_filled_qty)
+        if qty < 1:
+            mp.scale_in = "skipped"
+            return
+        instrument = self.cache.instrument(InstrumentId.from_str(mp.instrument))
+        side = OrderSide.BUY if mp.direction == "long" else OrderSide.SELL
         order = self.order_factory.market(
-            instrument_id=instrument.id,
-            order_side=side,
-            quantity=Quantity.from_int(mp.entry_filled_qty - mp.exit_filled_qty),
-            time_in_force=TimeInForce.DAY,
-            reduce_only=True,
-            tags=[f"signal={mp.signal.signal_id}", f"role=exit", f"reason={reason}"],
-        )
-        mp.exit_order_id = order.client_order_id.value
-        mp.exit_reason = reason
-        mp.exit_fired = fired
-        self.positions_by_order[mp.exit_order_id] = mp
+            instrument_id=instrument.id, order_side=side, quantity=Quantity.from_int(qty),
+            time_in_force=TimeInForce.DAY, tags=[f"signal={mp.signal_id}", "role=add"])
+        self.pm.add_entry_order(mp, order.client_order_id.value, qty, role="add")
+        self.sink.record_event(now, "scale_in", f"{mp.signal_id}: pullback to the cloud held, adding {qty}",
+                               {"order_id": order.client_order_id.value, "shares": qty})
+        self.submit_order(order)
+
+    def _submit_exit(self, mp: ManagedPosition, reason: str, fired: list[str]) -> None:
+        """Leave the position: working entry orders and the resting stop are cancelled first (so
+        the broker can never sell twice), then a market order closes the open quantity."""
+        if mp.exit_order_id is not None or mp.signal_id in self._exit_pending:
+            return
+        mp.exit_reason, mp.exit_fired = reason, fired
+        if mp.scale_in == "waiting":
+            mp.scale_in = "skipped"
+        for oid in list(mp.entry_orders):
+            self._cancel_if_open(oid)
+        self._exit_pending[mp.signal_id] = (reason, fired)
+        if not self._cancel_if_open(mp.stop_order_id):
+            self._send_exit(mp)
+        # else: on_order_canceled of the stop sends the exit
+
+    def _send_exit(self, mp: ManagedPosition) -> None:
+        if mp.exit_order_id is not None or mp.open_qty <= 0:
+            return
+        instrument = self.cache.instrument(InstrumentId.from_str(mp.instrument))
+        side = OrderSide.SELL if mp.direction == "long" else OrderSide.BUY
+        order = self.order_factory.market(
+            instrument_id=instrument.id, order_side=side, quantity=Quantity.from_int(mp.open_qty),
+            time_in_force=TimeInForce.DAY, reduce_only=True,
+            tags=[f"signal={mp.signal_id}", "role=exit", f"reason={mp.exit_reason}"])
+        oid = order.client_order_id.value
+        self.pm.link(mp, oid, "exit")
         if self.kill_switch.is_active:
             # HALTED denies every order: open a REDUCING window for this exit (it only reduces)
-            self._reducing_orders.add(mp.exit_order_id)
-            self._set_trading_state("REDUCING", f"exit {mp.exit_order_id} ({reason}) while halted")
+            self._reducing_orders.add(oid)
+            self._set_trading_state("REDUCING", f"exit {oid} ({mp.exit_reason}) while halted")
         self.submit_order(order)
         self._maybe_halt()
 
@@ -582,7 +746,10 @@ class ExecutorStrategy(Strategy):
 
     def _maybe_halt(self) -> None:
         """Once every kill-switch exit has passed the RiskEngine, go from REDUCING to HALTED."""
-        if self.kill_switch.is_active and not self._reducing_orders and self.trading_state != "HALTED":
+        waiting = any(self.pm.by_signal.get(sid) is not None and self.pm.by_signal[sid].exit_order_id is None
+                      for sid in self._exit_pending)  # exits waiting for their stop's cancel
+        if self.kill_switch.is_active and not self._reducing_orders and not waiting \
+                and self.trading_state != "HALTED":
             self._set_trading_state("HALTED", f"kill switch: {self.kill_switch.reason}")
 
     def _on_kill_switch(self, now: datetime, *, persist: bool = True) -> None:
@@ -605,12 +772,13 @@ class ExecutorStrategy(Strategy):
         if t is not None:
             self.alert_threads.append(t)
         self._set_trading_state("REDUCING", f"kill switch: {reason}")
-        for oid in list(self.pending):
-            order = self.cache.order(ClientOrderId(oid))
-            if order is not None and order.is_open:
-                self.cancel_order(order)
-        for mp in list(self.positions_by_signal.values()):
-            if mp.position.trade_type in ("day", "scalp") and mp.exit_order_id is None and mp.position.shares > 0:
+        for mp in list(self.pm.by_signal.values()):
+            if mp.scale_in == "waiting":
+                mp.scale_in = "skipped"
+            for oid in list(mp.entry_orders):
+                self._cancel_if_open(oid)
+        for mp in list(self.pm.by_signal.values()):
+            if mp.signal.trade_type in ("day", "scalp") and self._can_exit(mp):
                 self._submit_exit(mp, "kill_switch", ["kill_switch"])
         self._maybe_halt()
 

@@ -115,7 +115,9 @@ def test_single_trade_to_the_cent(tmp_path, fixture_catalog):
 
 def test_stop_loss_exit_and_rejections_are_recorded(tmp_path):
     # price falls after the entry: 100.00 flat, then -0.10 per minute; the close reaches the stop
-    # 99.00 at 10:10 -> stop_loss; exit fill 99.00 - 0.01 = 98.99.
+    # 99.00 at 10:10. The protective stop resting at the venue (sell stop 99.00) triggers inside
+    # that bar, whose low is 98.98: a triggered stop takes liquidity at the worse of trigger and
+    # market, 98.98, minus one tick of slippage = 98.97 (conservative).
     closes = [100.00] * 30 + [round(100.00 - 0.10 * k, 2) for k in range(1, 31)]
     catalog = tmp_path / "catalog"
     catalog_io.import_files(catalog, [write_bars_csv(tmp_path / "QQQ.csv", closes)], tz="UTC", label="open")
@@ -133,9 +135,10 @@ def test_stop_loss_exit_and_rejections_are_recorded(tmp_path):
                                        signals_catalog=signals_catalog(tmp_path, sigs)))
     (t,) = result.log.trades
     assert t["exit_reason"] == "stop_loss"
-    assert t["exit_price"] == pytest.approx(98.99)
-    # (98.99 - 100.01) x 150 = -153.00; fees: SEC 150 x 98.99 x 27.8e-6 = 0.4128 + TAF 0.0249 -> 0.44
-    assert t["pnl"] == pytest.approx(-153.44, abs=0.005)
+    assert t["exit_price"] == pytest.approx(98.97)
+    # (98.97 - 100.01) x 150 = -156.00; fees: SEC 150 x 98.97 x 27.8e-6 = 0.4127 + TAF 0.0249 -> 0.44
+    assert t["pnl"] == pytest.approx(-156.44, abs=0.005)
+    assert json.loads(t["metadata_json"])["exit_order_id"] is None  # the resting stop filled
     assert result.summary["rejected_by_reason"] == {"duplicate": 1, "low_conviction": 1}
     reasons = {d.reason_code: d for d in result.log.decisions if not d.approved}
     assert reasons["low_conviction"].reason.startswith("low_conviction:")

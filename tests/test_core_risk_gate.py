@@ -149,10 +149,25 @@ def test_min_equity_boundary(gate):
     (utc(2025, 11, 3, 14, 30), True),           # 09:30 EST
 ])
 def test_market_hours(gate, ts, ok):
-    d = gate.validate(sig(ts=ts), acct())
+    d = gate.validate(sig(ts=ts, tf="1h"), acct())  # a swing: the EOD window does not apply
     assert d.approved is ok
     if not ok:
         assert code(d) == "market_closed"
+
+
+@pytest.mark.parametrize("ts,tf,ok", [
+    (utc(2025, 7, 1, 19, 54, 59), "10m", True),   # 15:54:59 ET day trade
+    (utc(2025, 7, 1, 19, 55), "10m", False),      # 15:55 ET: EOD cutoff
+    (utc(2025, 7, 1, 19, 55), "1m", False),       # scalps too
+    (utc(2025, 7, 1, 19, 55), "1h", True),        # swings may still enter
+    (utc(2025, 7, 3, 16, 54, 59), "10m", True),   # early close: cutoff 12:55 ET
+    (utc(2025, 7, 3, 16, 55), "10m", False),
+])
+def test_eod_window_for_day_trades(gate, ts, tf, ok):
+    d = gate.validate(sig(ts=ts, tf=tf), acct())
+    assert d.approved is ok
+    if not ok:
+        assert code(d) == "eod_window" and "EOD close cutoff" in d.reason
 
 
 def test_market_closed_reason_names_the_day(gate):

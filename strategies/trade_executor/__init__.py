@@ -44,6 +44,14 @@ from strategies.trade_executor.models import (
     TradeSignal,
     TradeType,
 )
+from strategies.trade_executor.position_manager import (
+    CloudEdges,
+    EntryPlan,
+    EntryPlanner,
+    ManagedPosition,
+    PositionManager,
+    pullback_verdict,
+)
 from strategies.trade_executor.risk_gate import (
     RiskGate,
     pending_exposure,
@@ -53,6 +61,12 @@ from strategies.trade_executor.risk_gate import (
 from strategies.trade_executor.sizing import PositionSizer, conviction_multiplier
 
 __all__ = [
+    "CloudEdges",
+    "EntryPlan",
+    "EntryPlanner",
+    "ManagedPosition",
+    "PositionManager",
+    "pullback_verdict",
     # data
     "AccountState",
     "CloudState",

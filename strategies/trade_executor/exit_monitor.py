@@ -4,7 +4,9 @@ Nothing here reads the wall clock: time-dependent checks take ``now`` (engine ti
 
 Priorities (seed order; 1 is highest):
 
-    1 stop_loss            long: price <= stop; short: price >= stop
+    1 stop_loss            long: price <= stop; short: price >= stop; or (bars with macro_upper /
+                           macro_lower given) the underlying's last close beyond the macro (34/50)
+                           cloud against the position (seed: "price closes below macro cloud")
     2 momentum_exhaustion  >= 3 consecutive most-recent closes outside the fast (5/12) cloud on the
                            position's profit side, candles all of the move's colour
     3 cloud_flip           the fast cloud's direction opposes the position
@@ -280,6 +282,19 @@ class ExitMonitor:
             return c < _num(bar, f"{name}_lower")
         return c > _num(bar, f"{name}_upper")
 
+    def check_macro_stop(self, position: Position, bars: Any, *, on_underlying: bool = True) -> bool:
+        """The last close is beyond the macro (34/50) cloud against the position: below its lower
+        edge for a long, above its upper edge for a short. Needs ``macro_lower`` / ``macro_upper``
+        in the bars (skipped when the bars do not carry them)."""
+        tail = _tail(bars, 1)
+        if not tail or "macro_lower" not in tail[-1] or "macro_upper" not in tail[-1]:
+            return False
+        bar = tail[-1]
+        c = _num(bar, "close")
+        if self._frame_direction(position, on_underlying) > 0:
+            return c < _num(bar, "macro_lower")
+        return c > _num(bar, "macro_upper")
+
     # ── all together ─────────────────────────────────────────────────────────────────────────
     def evaluate(
         self,
@@ -294,7 +309,8 @@ class ExitMonitor:
         """Every check; the highest-priority one that fired, or None. Bar/cloud checks are
         skipped when ``bars`` / ``cloud_states`` are not given."""
         fired: list[str] = []
-        if self.check_stop_loss(position, current_price):
+        if self.check_stop_loss(position, current_price) or (
+                bars is not None and self.check_macro_stop(position, bars, on_underlying=on_underlying)):
             fired.append("stop_loss")
         if bars is not None and self.check_momentum_exhaustion(
                 position, bars, on_underlying=on_underlying):

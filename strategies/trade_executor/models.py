@@ -365,6 +365,7 @@ class ExecutorConfig:
     medium_conviction_order_type: str = "limit"
     scale_in_enabled: bool = True
     scale_in_initial_pct: float = 0.5
+    limit_entry_expire_bars: int = 5  # extra: a limit-at-cloud entry unfilled after N 1m bars is cancelled
 
     # Exit
     reward_to_risk_target: float = 2.0
@@ -423,6 +424,7 @@ class ExecutorConfig:
             "api_timeout_seconds",
             "max_daily_trades",
             "max_orders_per_minute",
+            "limit_entry_expire_bars",
         )
         for name in positive_ints:
             v = getattr(self, name)
@@ -479,6 +481,7 @@ RISK_REASON_CODES = (
     "single_stock_exposure",
     "sector_exposure",
     "market_closed",
+    "eod_window",
     "min_equity",
     "buying_power",
     "invalid_signal",

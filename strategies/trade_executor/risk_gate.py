@@ -9,6 +9,8 @@ wins and its reason reads ``"<code>: <explanation with the numbers>"``:
      3. daily_loss_limit       daily_pnl <= -daily_loss_limit x starting_equity (exactly -10% blocks)
      4. min_equity             equity < min_account_equity
      5. market_closed          signal.timestamp outside the exchange session (holidays, early closes)
+    5b. eod_window             a day/scalp signal at or after the EOD close cutoff (15:55 ET, or
+                               eod_minutes_before_close before an early close)
      6. max_positions          open positions + pending entry orders >= max_concurrent_positions
     6b. max_daily_trades       entries taken this session + pending entry orders >= max_daily_trades
                                (runaway guard against a signal storm)
@@ -40,9 +42,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 
-from strategies.trade_executor.calendar import MarketCalendar, et_date
+from strategies.trade_executor.calendar import ET, MarketCalendar, et_date
 from strategies.trade_executor.etf_catalog import sector_of
 from strategies.trade_executor.etf_sizer import LeveragedETFSizer
 from strategies.trade_executor.models import (
@@ -253,6 +257,18 @@ class RiskGate:
                 text = (f"{ts.isoformat()} is outside the {self.calendar.name} session "
                         f"{session[0].isoformat()} - {session[1].isoformat()}")
             return reject("market_closed", text)
+        # 5b. no new day trade / scalp inside the EOD window: it would be closed at once ---------
+        if signal.trade_type in ("day", "scalp") and session is not None:
+            day = et_date(ts)
+            if self.calendar.is_early_close(day):
+                cutoff = session[1] - timedelta(minutes=cfg.eod_minutes_before_close)
+            else:
+                hh, mm = (int(x) for x in cfg.eod_close_time.split(":"))
+                cutoff = datetime.combine(day, dtime(hh, mm), tzinfo=ET)
+            details["eod_cutoff"] = cutoff.isoformat()
+            if ts >= cutoff:
+                return reject("eod_window", f"{signal.trade_type} signal at {ts.isoformat()} is at/after the "
+                                            f"EOD close cutoff {cutoff.isoformat()}")
         # 6. position count -------------------------------------------------------------------
         if n_positions + n_pending >= cfg.max_concurrent_positions:
             return reject(
