@@ -362,3 +362,26 @@ def test_daily_trade_cap_rejects_the_next_entry(tmp_path, catalog):
     spy = [d for d in result.log.decisions if d.ticker == "SPY"]
     assert len(spy) == 1 and spy[0].reason_code == "max_daily_trades"
     assert "1 entries today + 0 pending >= limit 1" in spy[0].reason
+
+
+def test_trip_cancels_a_working_limit_entry(tmp_path):
+    # SPY rises 0.01 a minute from 50.00; a conviction-60 signal at 10:05 (close 50.35) becomes a
+    # limit buy at its entry 50.20 (clouds still warming up): never reached. The QQQ loss trips the
+    # daily-loss switch at 10:07 and the working SPY limit is cancelled; nothing fills afterwards.
+    qqq = [100.00] * 30 + [round(100.00 - 0.10 * k, 2) for k in range(1, 61)]
+    spy = [round(50.00 + 0.01 * k, 2) for k in range(90)]
+    cat = tmp_path / "catalog"
+    catalog_io.import_files(cat, [write_bars_csv(tmp_path / "QQQ.csv", qqq),
+                                  write_bars_csv(tmp_path / "SPY.csv", spy)], tz="UTC", label="open")
+    sigs = [fixture_signal(),
+            fixture_signal(ticker="SPY", timestamp=at(35), conviction=60, entry_price=50.20, stop_loss=49.70,
+                           target_price=51.20)]
+    result = run_backtest(BacktestSpec(catalog=cat, symbols=["QQQ", "SPY"], mode="stock", progress=False,
+                                       executor={"daily_loss_limit": 0.001, "limit_entry_expire_bars": 100},
+                                       signals_catalog=signals_catalog(tmp_path, sigs)))
+    spy_d = [d for d in result.log.decisions if d.ticker == "SPY"]
+    assert len(spy_d) == 1 and spy_d[0].approved and spy_d[0].details["entry"]["limit_price"] == 50.20
+    failed = [e for e in result.log.events if e[1] == "entry_failed"]
+    assert len(failed) == 1 and failed[0][0] == T_TRIP and "canceled" in failed[0][2]
+    assert [t["ticker"] for t in result.log.trades] == ["QQQ"]
+    assert result.log.open_trades == {} and result.summary["trading_state"] == "HALTED"
