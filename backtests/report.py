@@ -30,7 +30,7 @@ def max_drawdown_pct(equity: list[float]) -> float:
         peak = max(peak, v)
         if peak > 0:
             worst = min(worst, v / peak - 1.0)
-    return round(-worst * 100.0, 4)
+    return round(-worst * 100.0, 4) + 0.0  # + 0.0: no "-0.0" when there is no drawdown
 
 
 def drawdown_series(equity: list[float]) -> list[float]:
@@ -152,8 +152,72 @@ def _svg_line(values: list[float], width: int, height: int, color: str, fill: bo
             f'<text x="4" y="{height - 6}" font-size="11">{lo:,.2f}</text></svg>')
 
 
+PALETTE = ("#1f6feb", "#d1242f", "#1a7f37", "#8250df", "#bf8700", "#0a7ea4")
+DASHES = ("", "8 4", "2 3", "12 3 2 3")
+
+
+def _svg_multi_line(series: dict[str, list[tuple[datetime, float]]], width: int, height: int,
+                    *, y_label: str = "") -> str:
+    """Several time series on one chart with a shared time axis and y scale, and a legend."""
+    pad_l, pad_r, pad_t, pad_b = 70, 20, 30, 30
+    data = {name: _downsample(pts) for name, pts in series.items() if pts}
+    if not data:
+        return f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg"></svg>'
+    t_all = [p[0].timestamp() for pts in data.values() for p in pts]
+    v_all = [p[1] for pts in data.values() for p in pts]
+    t0, t1 = min(t_all), max(t_all)
+    lo, hi = min(v_all), max(v_all)
+    tspan = (t1 - t0) or 1.0
+    vspan = (hi - lo) or 1.0
+
+    def xy(ts: datetime, v: float) -> tuple[float, float]:
+        x = pad_l + (ts.timestamp() - t0) / tspan * (width - pad_l - pad_r)
+        y = height - pad_b - (v - lo) / vspan * (height - pad_t - pad_b)
+        return x, y
+
+    parts = [f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
+             '<rect width="100%" height="100%" fill="#fff" stroke="#ddd"/>']
+    for frac in (0.0, 0.5, 1.0):
+        v = lo + frac * vspan
+        y = height - pad_b - frac * (height - pad_t - pad_b)
+        parts.append(f'<line x1="{pad_l}" y1="{y:.1f}" x2="{width - pad_r}" y2="{y:.1f}" stroke="#eee"/>'
+                     f'<text x="4" y="{y + 4:.1f}" font-size="11">{v:,.2f}</text>')
+    for i, (name, pts) in enumerate(data.items()):
+        color = PALETTE[i % len(PALETTE)]
+        dash = DASHES[i % len(DASHES)]  # so identical curves (e.g. two flat ones) stay visible
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        line = " ".join("{:.1f},{:.1f}".format(*xy(ts, v)) for ts, v in pts)
+        parts.append(f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="1.5"{dash_attr}>'
+                     f'<title>{html.escape(name)}</title></polyline>')
+        lx = pad_l + i * 160
+        parts.append(f'<line x1="{lx}" y1="14" x2="{lx + 22}" y2="14" stroke="{color}" stroke-width="3"{dash_attr}/>'
+                     f'<text x="{lx + 26}" y="18" font-size="12">{html.escape(name)}</text>')
+    first = datetime.fromtimestamp(t0).astimezone(NY).strftime("%Y-%m-%d")
+    last = datetime.fromtimestamp(t1).astimezone(NY).strftime("%Y-%m-%d")
+    parts.append(f'<text x="{pad_l}" y="{height - 8}" font-size="11">{first}</text>'
+                 f'<text x="{width - pad_r}" y="{height - 8}" font-size="11" text-anchor="end">{last}</text>')
+    if y_label:
+        parts.append(f'<text x="{width - pad_r}" y="{pad_t - 8}" font-size="11" text-anchor="end">'
+                     f'{html.escape(y_label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def synthetic_note(summary: dict[str, Any]) -> str:
+    """An HTML paragraph flagging synthetic instruments ('' when there are none)."""
+    syn = summary.get("synthetic_instruments") or {}
+    if not syn:
+        return ""
+    items = ", ".join(
+        f"{html.escape(t)} ({d['leverage']:+g}x daily-reset from {html.escape(d['underlying'])}, "
+        f"start {d['start_price']:,.2f})" for t, d in sorted(syn.items()))
+    return ('<p class="synthetic" style="background:#fff8c5;border:1px solid #d4a72c;padding:6px">'
+            f"<b>synthetic</b> leveraged-ETF bars (not market data; volume is a placeholder): {items}</p>")
+
+
 def write_html(path: Path, summary: dict[str, Any], curve: list[tuple[datetime, float]],
                trades: list[dict[str, Any]], title: str = "Backtest report") -> None:
+    synthetic = set(summary.get("synthetic_instruments") or {})
     pts = _downsample(curve)
     eq = [v for _, v in pts]
     dd = drawdown_series(eq)
@@ -161,15 +225,19 @@ def write_html(path: Path, summary: dict[str, Any], curve: list[tuple[datetime, 
     last = pts[-1][0].isoformat() if pts else ""
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v))}</td></tr>"
                    for k, v in summary.items())
+    def label(t: dict[str, Any], c: str) -> str:
+        v = str(_cell(t[c]))
+        return f"{v} (synthetic)" if c == "ticker" and v in synthetic else v
+
     trade_rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(_cell(t[c])))}</td>" for c in
+        "<tr>" + "".join(f"<td>{html.escape(label(t, c))}</td>" for c in
                          ("entry_time", "exit_time", "ticker", "direction", "shares", "entry_price",
                           "exit_price", "exit_reason", "pnl")) + "</tr>"
         for t in trades[:500])
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:20px}}table{{border-collapse:collapse;font-size:12px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}</style></head><body>
-<h1>{html.escape(title)}</h1>
+<h1>{html.escape(title)}</h1>{synthetic_note(summary)}
 <h2>Equity</h2><p>{html.escape(first)} &rarr; {html.escape(last)}</p>{_svg_line(eq, 960, 280, "#1f6feb")}
 <h2>Drawdown (%)</h2>{_svg_line(dd, 960, 160, "#d1242f", fill=True)}
 <h2>Summary</h2><table>{rows}</table>

@@ -5,7 +5,8 @@ data (catalog bars instead of a feed) and the execution venue (Nautilus' simulat
 instead of a broker) differ.
 
 Fill realism (documented in the README): a market order sent when a 1-minute bar closes fills at
-that bar's close plus one tick of adverse slippage (Nautilus FillModel, prob_slippage=1), and sells
+that bar's close plus one tick of adverse slippage (backtests.fill_model: limits fill at their
+price or better, never slipped), and sells
 pay SEC + FINRA TAF fees (strategies.fees).
 """
 
@@ -22,7 +23,6 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
-from nautilus_trader.backtest.models import FillModel
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.data.config import DataEngineConfig
 from nautilus_trader.model.currencies import USD
@@ -31,6 +31,15 @@ from nautilus_trader.model.identifiers import ClientId, TraderId, Venue
 from nautilus_trader.model.objects import Money
 
 from backtests import catalog_io
+from backtests.fill_model import ExecutorFillModel
+from backtests.letf_bars import (
+    LETFInputError,
+    SyntheticFund,
+    decay_costs,
+    plan_synthetic_funds,
+    synthesize_fund_bars,
+    underlying_for,
+)
 from backtests.report import build_summary, write_decisions_csv, write_html, write_trades_csv
 from strategies.execution_log import ExecutionLog, TeeSink
 from strategies.executor_strategy import ExecutorStrategy, ExecutorStrategyConfig
@@ -68,7 +77,14 @@ class BacktestSpec:
     # ("bt-<run id>"); name one (e.g. "paper") to carry a latch across runs like a restart would.
     control_scope: str | None = None
     control_poll_seconds: float | None = None  # also poll the latch every N s of replay time
+    limit_fill_cap: int | None = None  # at most N shares per touch of a limit price (partial fills)
     alert_webhook_url: str | None = None  # kill-switch alerts POSTed here (JSON)
+    # leveraged_etf / both modes: funds the router can pick whose bars are not in the catalog are
+    # synthesised from their index/sector ETF's bars (backtests.letf_bars; flagged "synthetic").
+    synthesize_etfs: bool = True
+    synthetic_start_prices: dict[str, float] | None = None  # fund -> start price (default 50.00)
+    synthetic_underlyings: dict[str, str] | None = None  # fund -> catalog symbol feeding it (override)
+    synthetic_rate: float = 0.0  # annual financing rate of synthetic funds (0.045 = 4.5 %)
     progress: bool = True
     log_level: str = "ERROR"
 
@@ -80,6 +96,22 @@ class BacktestResult:
     elapsed_s: float
     bars: int
     out_dir: Path | None
+    letf_decay_trades: list[dict[str, Any]] = field(default_factory=list)  # per closed ETF trade
+
+
+@dataclass
+class SymbolPlan:
+    """What a backtest follows: signal symbols, catalog symbols fed (signal symbols + leveraged
+    ETFs with real bars), synthetic funds, and reachable funds that have no bars at all."""
+
+    signal_symbols: list[str]
+    catalog_symbols: list[str]
+    synthetic: list[SyntheticFund] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def followed(self) -> list[str]:
+        return self.catalog_symbols + [f.ticker for f in self.synthetic]
 
 
 def data_engine_config() -> DataEngineConfig:
@@ -102,7 +134,13 @@ def _ts(value: str | None, name: str) -> pd.Timestamp | None:
 
 
 def resolve_symbols(spec: BacktestSpec) -> tuple[list[str], list[str]]:
-    """(signal symbols, all followed symbols incl. tradeable leveraged ETFs present in the catalog)."""
+    """(signal symbols, all followed symbols incl. tradeable leveraged ETFs: real catalog bars and,
+    with ``synthesize_etfs``, synthetic ones)."""
+    plan = plan_symbols(spec)
+    return plan.signal_symbols, plan.followed
+
+
+def plan_symbols(spec: BacktestSpec) -> SymbolPlan:
     catalog = Path(spec.catalog)
     if not catalog.is_dir():
         raise BacktestArgumentError(f"catalog not found: {catalog} (import data with 'trade-executor data import')")
@@ -120,30 +158,82 @@ def resolve_symbols(spec: BacktestSpec) -> tuple[list[str], list[str]]:
         raise BacktestArgumentError(
             f"unknown symbol {', '.join(unknown)} in catalog {catalog}; available: {', '.join(available) or 'none'}")
     followed = list(symbols)
+    plan = SymbolPlan(signal_symbols=symbols, catalog_symbols=followed)
     if spec.mode in (InstrumentMode.LEVERAGED_ETF.value, InstrumentMode.BOTH.value):
         etf_tickers = {e["ticker"] for e in LEVERAGED_ETF_CATALOG.values()} | {
             e["inverse"] for e in LEVERAGED_ETF_CATALOG.values() if e["inverse"]}
         followed += [s for s in available if s in etf_tickers and s not in followed]
-    return symbols, followed
+        xcfg = ExecutorConfig(**{"instrument_mode": spec.mode, **spec.executor})
+        overrides = spec.synthetic_underlyings or {}
+        bad = {k: v for k, v in overrides.items() if v.upper() not in available}
+        if bad:
+            raise BacktestArgumentError(
+                f"synthetic_underlyings: {', '.join(f'{k}<-{v}' for k, v in bad.items())}: underlying not "
+                f"in catalog {catalog} (available: {', '.join(available)})")
+        _real, synth, missing = plan_synthetic_funds(
+            symbols, available, xcfg, overrides=overrides, start_prices=spec.synthetic_start_prices,
+            rate=spec.synthetic_rate)
+        if spec.synthesize_etfs:
+            plan.synthetic = synth
+            plan.unavailable = missing
+        else:
+            plan.unavailable = {**{f.ticker: "no bars: not in the catalog (synthesis disabled)" for f in synth},
+                                **missing}
+    return plan
 
 
-def load_bar_stream(spec: BacktestSpec, followed: list[str], signal_symbols: list[str]):
+def _session_filter(bars: list) -> list:
+    if not bars:
+        return bars
+    ts = np.fromiter((b.ts_event for b in bars), dtype=np.int64, count=len(bars))
+    mask = catalog_io.regular_session_mask(ts)
+    return [b for b, keep in zip(bars, mask) if keep]
+
+
+def load_bar_stream(spec: BacktestSpec, followed: list[str] | SymbolPlan, signal_symbols: list[str],
+                    *, underlying_bars: dict[str, list] | None = None):
+    """Merged bar stream and bars per followed symbol. With a SymbolPlan, synthetic funds are
+    built from their underlying's bars (all loaded bars, extended hours mapped) and then filtered
+    like every other series; funds whose model breaks move to ``plan.unavailable``. Unfiltered
+    underlying bars are left in ``underlying_bars`` when given."""
+    plan = followed if isinstance(followed, SymbolPlan) else None
+    catalog_symbols = plan.catalog_symbols if plan else list(followed)
     start, end = _ts(spec.start, "start"), _ts(spec.end, "end")
     if start is not None and end is not None and end <= start:
         raise BacktestArgumentError(f"empty period: end {spec.end} is not after start {spec.start}")
+    raw: dict[str, list] = {}
+
+    def load(sym: str) -> list:
+        if sym not in raw:
+            raw[sym] = catalog_io.load_bars(spec.catalog, sym, start=start, end=end)
+        return raw[sym]
+
     per_symbol = {}
-    for sym in followed:
-        bars = catalog_io.load_bars(spec.catalog, sym, start=start, end=end)
-        if bars and not spec.extended_hours:
-            ts = np.fromiter((b.ts_event for b in bars), dtype=np.int64, count=len(bars))
-            mask = catalog_io.regular_session_mask(ts)
-            bars = [b for b, keep in zip(bars, mask) if keep]
-        per_symbol[sym] = bars
+    for sym in catalog_symbols:
+        bars = load(sym)
+        per_symbol[sym] = bars if spec.extended_hours else _session_filter(bars)
     empty = [s for s in signal_symbols if not per_symbol.get(s)]
     if empty:
         raise BacktestArgumentError(
             f"empty period: no {'' if spec.extended_hours else 'regular-session '}bars for "
             f"{', '.join(empty)} between {spec.start or 'the start'} and {spec.end or 'the end'} of the catalog")
+    if plan is not None:
+        built = []
+        for fund in plan.synthetic:
+            under = load(fund.underlying)
+            if not under:
+                plan.unavailable[fund.ticker] = f"no bars: underlying {fund.underlying} has no bars in the period"
+                continue
+            try:
+                bars, fund = synthesize_fund_bars(fund, under)
+            except LETFInputError as e:
+                plan.unavailable[fund.ticker] = f"no bars: synthetic model broke ({e})"
+                continue
+            per_symbol[fund.ticker] = bars if spec.extended_hours else _session_filter(bars)
+            built.append(fund)
+        plan.synthetic = built
+    if underlying_bars is not None:
+        underlying_bars.update(raw)
     merged = [b for bars in per_symbol.values() for b in bars]
     merged.sort(key=lambda b: b.ts_init)
     return merged, per_symbol
@@ -197,7 +287,9 @@ def build_engine(spec: BacktestSpec, log_level: str | None = None) -> BacktestEn
         base_currency=USD,
         starting_balances=[Money(spec.starting_cash, USD)],
         default_leverage=Decimal(1),
-        fill_model=FillModel(prob_slippage=1.0, random_seed=135),
+        fill_model=ExecutorFillModel(limit_fill_cap=spec.limit_fill_cap),
+        # a capped touch must not be topped up from the same bar's prices
+        liquidity_consumption=spec.limit_fill_cap is not None,
         fee_model=USEquityFeeModel(),
         bar_execution=True,
     )
@@ -205,13 +297,18 @@ def build_engine(spec: BacktestSpec, log_level: str | None = None) -> BacktestEn
 
 
 def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], None] | None = None) -> BacktestResult:
-    signal_symbols, followed = resolve_symbols(spec)
+    plan = plan_symbols(spec)
     ExecutorConfig(**{"instrument_mode": spec.mode, **spec.executor})  # validate early, clear errors
-    bars, per_symbol = load_bar_stream(spec, followed, signal_symbols)
+    signal_symbols = plan.signal_symbols
+    raw_bars: dict[str, list] = {}
+    bars, per_symbol = load_bar_stream(spec, plan, signal_symbols, underlying_bars=raw_bars)
+    followed = plan.followed
 
     engine = build_engine(spec)
-    for sym in followed:
+    for sym in plan.catalog_symbols:
         engine.add_instrument(catalog_io.load_instrument(spec.catalog, sym))
+    for fund in plan.synthetic:
+        engine.add_instrument(catalog_io.make_instrument(fund.ticker))
 
     replay = spec.signals_catalog is not None
     signals = _load_signals(Path(spec.signals_catalog), bars) if replay else []
@@ -247,7 +344,7 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
     strategy = ExecutorStrategy(ExecutorStrategyConfig(
         executor={"instrument_mode": spec.mode, **spec.executor},
         symbols=tuple(followed), venue=VENUE,
-        signal_client_id=SIGNAL_CLIENT if replay else None,
+        signal_client_id=SIGNAL_CLIENT if replay and signals else None,  # no signals: no SIGNALS client exists
         control_poll_seconds=spec.control_poll_seconds, alert_webhook_url=spec.alert_webhook_url,
     ), sink=sink, control=control)
     engine.add_strategy(strategy)
@@ -266,6 +363,7 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
     ending_equity = strategy.equity()
     if actor is not None and spec.record_signals is not None:
         write_signals(Path(spec.record_signals), actor.published)
+    decay = _letf_decay(spec, plan, log.trades, per_symbol, raw_bars)
     first_ts = pd.Timestamp(bars[0].ts_event, tz="UTC").isoformat()
     last_ts = pd.Timestamp(bars[-1].ts_event, tz="UTC").isoformat()
     summary = build_summary(
@@ -278,7 +376,10 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
                "signals_source": str(spec.signals_catalog) if replay else "ema_cloud_actor",
                "kill_switch_events": [e[2] for e in log.events if e[1] == "kill_switch"],
                "trading_state": current_trading_state(engine.kernel),
-               "journal": {"db": _redact(spec.db_url), "run_id": journal.run_id} if journal else None},
+               "journal": {"db": _redact(spec.db_url), "run_id": journal.run_id} if journal else None,
+               "synthetic_instruments": {f.ticker: f.describe() for f in plan.synthetic},
+               "etf_bars_unavailable": dict(sorted(plan.unavailable.items())),
+               "letf_decay": {k: decay[k] for k in ("total", "trades", "estimated")}},
     )
     if journal is not None:
         try:
@@ -292,7 +393,36 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
     if spec.out_dir is not None:
         write_outputs(Path(spec.out_dir), summary, log)
     return BacktestResult(summary=summary, log=log, elapsed_s=elapsed, bars=len(bars),
-                          out_dir=Path(spec.out_dir) if spec.out_dir else None)
+                          out_dir=Path(spec.out_dir) if spec.out_dir else None,
+                          letf_decay_trades=decay["per_trade"])
+
+
+def _letf_decay(spec: BacktestSpec, plan: SymbolPlan, trades: list[dict[str, Any]],
+                per_symbol: dict[str, list], raw_bars: dict[str, list]) -> dict[str, Any]:
+    """Decay cost of the closed leveraged-ETF trades (backtests.letf_bars.decay_costs): synthetic
+    funds against the underlying they were built from, real funds against their index/sector
+    proxy when the catalog has it."""
+    etf_trades = [t for t in trades if t.get("instrument_type") == "leveraged_etf"]
+    underlying_of = {f.ticker: f.underlying for f in plan.synthetic}
+    if not etf_trades:
+        return decay_costs([], {}, underlying_of)
+    available = catalog_io.list_symbols(spec.catalog)
+    series = dict(per_symbol)
+    for t in etf_trades:
+        fund = t["ticker"]
+        if fund not in underlying_of:
+            under = underlying_for(fund, available, spec.synthetic_underlyings)
+            if under is None:
+                continue
+            underlying_of[fund] = under
+        under = underlying_of[fund]
+        if under not in series:
+            bars = raw_bars.get(under)
+            if bars is None:
+                bars = catalog_io.load_bars(spec.catalog, under, start=_ts(spec.start, "start"),
+                                            end=_ts(spec.end, "end"))
+            series[under] = bars
+    return decay_costs(etf_trades, series, underlying_of)
 
 
 def _redact(url: str | None) -> str | None:

@@ -1,5 +1,5 @@
-"""`trade-executor` command line: data import, sample data, backtests, journal migrations, the
-kill-switch latch, benchmark, demo."""
+"""`trade-executor` command line: data import, sample data, backtests, mode comparison,
+leveraged-ETF tracking error, journal migrations, the kill-switch latch, benchmark, demo."""
 
 from __future__ import annotations
 
@@ -24,6 +24,20 @@ def _parse_overrides(pairs: list[str]) -> dict:
             out[k.strip()] = json.loads(v)
         except json.JSONDecodeError:
             out[k.strip()] = v
+    return out
+
+
+def _parse_pairs(pairs: list[str], flag: str, value=str) -> dict:
+    """FUND=VALUE pairs (keys upper-cased)."""
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"{flag} expects FUND=VALUE, got {pair!r}")
+        k, v = pair.split("=", 1)
+        try:
+            out[k.strip().upper()] = value(v.strip())
+        except ValueError:
+            raise ValueError(f"{flag}: bad value in {pair!r}") from None
     return out
 
 
@@ -56,6 +70,10 @@ def cmd_backtest(args) -> int:
         record_signals=Path(args.record_signals) if args.record_signals else None,
         extended_hours=args.extended_hours, price_source=args.price_source, progress=not args.quiet,
         db_url=args.db, control_scope=getattr(args, "control_scope", None),
+        synthesize_etfs=not getattr(args, "no_synthetic_etfs", False),
+        synthetic_start_prices=_parse_pairs(getattr(args, "synthetic_start", []), "--synthetic-start", float) or None,
+        synthetic_underlyings=_parse_pairs(getattr(args, "synthetic_underlying", []), "--synthetic-underlying",
+                                           lambda v: v.upper()) or None,
     )
     result = run_backtest(spec)
     s = result.summary
@@ -67,8 +85,89 @@ def cmd_backtest(args) -> int:
     print(f"  signals {s['signals_received']} received, {s['signals_approved']} approved, "
           f"rejected {s['rejected_by_reason']}")
     print(f"  wrote {args.out}/summary.json, trades.csv, decisions.csv, report.html")
+    if s.get("synthetic_instruments"):
+        print("  synthetic: " + ", ".join(f"{t} ({d['leverage']:+g}x from {d['underlying']}, start {d['start_price']:.2f})"
+                                         for t, d in s["synthetic_instruments"].items()))
+    if s.get("etf_bars_unavailable"):
+        print("  no bars: " + "; ".join(f"{t} ({why.removeprefix('no bars: ')})" for t, why in s["etf_bars_unavailable"].items()))
     if s.get("journal"):
         print(f"  journal: {s['journal']['db']} run_id {s['journal']['run_id']}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from backtests.compare import COLUMNS, CompareSpec, run_compare
+
+    spec = CompareSpec(
+        catalog=Path(args.catalog), symbols=[s for s in args.symbols.split(",") if s.strip()],
+        out_dir=Path(args.out), modes=[m for m in args.modes.split(",") if m.strip()], start=args.start,
+        end=args.end, starting_cash=args.cash, executor=_parse_overrides(args.set),
+        signals_from=Path(args.signals_from) if args.signals_from else None, workers=args.workers,
+        extended_hours=args.extended_hours, price_source=args.price_source,
+        synthesize_etfs=not args.no_synthetic_etfs, progress=not args.quiet,
+    )
+    report = run_compare(spec)
+    rows = report["rows"]
+    shown = [c for c in COLUMNS if c not in ("simulated", "synthetic_instruments")]
+    width = max(len(c) for c in shown)
+    print(f"{'':<{width}}  " + "  ".join(f"{r['mode']:>14}" for r in rows))
+    for c in shown[1:]:
+        print(f"{c:<{width}}  " + "  ".join(f"{'' if r[c] is None else r[c]!s:>14}" for r in rows))
+    for r in rows:
+        if r["simulated"] != "yes":
+            print(f"  {r['mode']}: {r['simulated']}")
+        if r["synthetic_instruments"]:
+            print(f"  {r['mode']}: synthetic bars for {r['synthetic_instruments']}")
+    sig = report["signals"]
+    print(f"  signals: {sig['source']} ({sig['catalog']}), identical in every mode: {sig['identical_signal_set']}")
+    print(f"  wrote {args.out}/compare.csv, compare.json, compare.html ({report['elapsed_s']:.1f}s)")
+    return 0
+
+
+def cmd_letf_tracking(args) -> int:
+    """Synthetic (daily-reset) fund built from the underlying's bars vs the real fund's bars."""
+    import math
+
+    from backtests.catalog_io import read_ohlcv
+    from backtests.letf_synth import frame_from_ohlcv, tracking_error_report
+
+    _, u = read_ohlcv(Path(args.underlying), tz=args.tz, label=args.label)
+    _, e = read_ohlcv(Path(args.etf), tz=args.tz, label=args.label)
+    report = tracking_error_report(frame_from_ohlcv(u), frame_from_ohlcv(e), args.leverage,
+                                   expense_ratio=args.expense_ratio, financing_spread=args.financing_spread,
+                                   rate=args.rate)
+    report = {"underlying_file": str(args.underlying), "etf_file": str(args.etf), **report}
+
+    def finite(v):  # NaN (e.g. no intraday minutes in common) is not JSON: null
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [finite(x) for x in v]
+        return v
+
+    text = json.dumps(finite(report), indent=2)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    if args.json:
+        print(text)
+        return 0
+    r = report
+    print(f"letf-tracking {Path(args.etf).name} vs {r['leverage']:+g}x {Path(args.underlying).name} "
+          f"(daily-reset model, daily cost {r['daily_cost'] * 1e4:.3f} bp)")
+    print(f"  start {r['start_close_utc']}: fund {r['start_price']:.4f}, underlying {r['base_price']:.4f}; "
+          f"last close {r['last_close_utc']}")
+    print(f"  sessions {r['sessions']}: daily tracking error mean |d| {r['daily_te_mean_abs_bp']:.2f} bp, "
+          f"sd {r['daily_te_std_bp']:.2f} bp, bias {r['daily_te_mean_bp']:+.2f} bp, max {r['daily_te_max_abs_bp']:.2f} bp")
+    print(f"  real beta {r['real_beta']:.4f}; total return real {r['real_total_return']:+.4%}, "
+          f"synthetic {r['synthetic_total_return']:+.4%}")
+    print(f"  intraday: {r['intraday_minutes']} minutes, mean |dev| {r['intraday_mean_abs_dev_bp']:.2f} bp "
+          f"(max {r['intraday_max_abs_dev_bp']:.2f}); re-anchored each session "
+          f"{r['intraday_reanchored_mean_abs_dev_bp']:.2f} bp")
+    if args.out:
+        print(f"  wrote {args.out}")
     return 0
 
 
@@ -160,8 +259,14 @@ def cmd_demo(args) -> int:
     ns = argparse.Namespace(catalog=str(catalog), symbols=",".join(symbols), start=None, end=None,
                             mode=args.mode, out=str(out), cash=100_000.0, set=[], signals_from=None,
                             record_signals=None, extended_hours=False, price_source="close", quiet=False,
-                            db=None, control_scope=None)
+                            db=None, control_scope=None, no_synthetic_etfs=False, synthetic_start=[],
+                            synthetic_underlying=[])
     return cmd_backtest(ns)
+
+
+def _synthetic_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-synthetic-etfs", action="store_true",
+                   help="leveraged_etf/both modes: trade only funds with real catalog bars (no synthetic bars)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,7 +308,46 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--control-scope", default=None,
                     help="keep the kill-switch latch under this executor_control scope (needs --db); "
                          "runs sharing a scope share the latch, like restarts of one executor")
+    _synthetic_args(bt)
+    bt.add_argument("--synthetic-start", action="append", default=[], metavar="FUND=PRICE",
+                    help="start price of a synthetic fund (default 50.00 at the underlying's first bar open)")
+    bt.add_argument("--synthetic-underlying", action="append", default=[], metavar="FUND=SYMBOL",
+                    help="catalog symbol a synthetic fund is built from (default: its index/sector ETF)")
     bt.set_defaults(func=cmd_backtest)
+
+    cmp_ = sub.add_parser("compare", help="replay one signal set in several instrument modes, side by side")
+    cmp_.add_argument("--catalog", default=str(DEFAULT_CATALOG))
+    cmp_.add_argument("--symbols", required=True, help="comma-separated signal tickers, e.g. QQQ,SPY")
+    cmp_.add_argument("--modes", default="options,leveraged_etf,both,stock", help="comma-separated modes")
+    cmp_.add_argument("--start", default=None, help="UTC date/time (inclusive); default: first bar")
+    cmp_.add_argument("--end", default=None, help="UTC date/time (exclusive); default: last bar")
+    cmp_.add_argument("--cash", type=float, default=100_000.0, help="starting equity (USD)")
+    cmp_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override an ExecutorConfig field in every mode")
+    cmp_.add_argument("--out", required=True, help="output folder (compare.csv, compare.json, compare.html)")
+    cmp_.add_argument("--signals-from", default=None,
+                      help="replay this signal catalog (default: record the actor's signals in a stock run "
+                           "to OUT/signals first)")
+    cmp_.add_argument("--workers", type=int, default=2, help="parallel processes (default 2; 1 = sequential)")
+    cmp_.add_argument("--extended-hours", action="store_true", help="feed pre/after-market bars too")
+    cmp_.add_argument("--price-source", choices=("close", "hl2"), default="close")
+    cmp_.add_argument("--quiet", action="store_true", help="no progress lines")
+    _synthetic_args(cmp_)
+    cmp_.set_defaults(func=cmd_compare)
+
+    lt = sub.add_parser("letf-tracking", help="tracking error of a synthetic daily-reset fund vs the real fund")
+    lt.add_argument("--underlying", required=True, help="1-minute OHLCV file of the underlying (e.g. QQQ)")
+    lt.add_argument("--etf", required=True, help="1-minute OHLCV file of the real fund (e.g. TQQQ)")
+    lt.add_argument("--leverage", type=float, required=True, help="signed daily leverage, e.g. 3 or -3")
+    lt.add_argument("--expense-ratio", type=float, default=0.0095, help="annual, e.g. 0.0086 (default 0.0095)")
+    lt.add_argument("--rate", type=float, default=0.0, help="annual financing rate, e.g. 0.045 (default 0)")
+    lt.add_argument("--financing-spread", type=float, default=0.0, help="annual swap spread (default 0)")
+    lt.add_argument("--tz", default=None, help="timezone of naive timestamps in both files, e.g. UTC")
+    lt.add_argument("--label", choices=("open", "close"), default="open",
+                    help="whether a row's time is its bar's open (default) or close")
+    lt.add_argument("--out", default=None, help="also write the full report (JSON) to this file")
+    lt.add_argument("--json", action="store_true", help="print the full JSON report instead of the summary")
+    lt.set_defaults(func=cmd_letf_tracking)
 
     db = sub.add_parser("db", help="journal database migrations (URL: --url, else $DATABASE_URL, else data/executor.db)")
     dbsub = db.add_subparsers(dest="db_command", required=True)
