@@ -231,6 +231,39 @@ def cmd_kill_switch(args) -> int:
     return 0
 
 
+def cmd_live(args) -> int:
+    """Paper trading: TradingNode with the signal actor, the executor and the broker's clients."""
+    if args.broker != "alpaca":
+        raise ValueError(f"broker: {args.broker!r} is not wired for 'live' yet; use --broker alpaca")
+    from adapters.alpaca.common import AlpacaLiveTradingError
+    from strategies.live import LiveSpec, build_live_node
+
+    spec = LiveSpec(
+        symbols=[s for s in args.symbols.split(",") if s.strip()], mode=args.mode,
+        executor=_parse_overrides(args.set), db_url=args.db, paper=not args.live_account,
+        allow_live=args.allow_live, trading_url=args.alpaca_url, trading_stream_url=args.alpaca_stream_url,
+        data_url=args.alpaca_data_url, data_stream_url=args.alpaca_data_stream_url, feed=args.feed,
+        log_level=args.log_level, alert_webhook_url=args.alert_webhook,
+    )
+    try:
+        live = build_live_node(spec)
+    except AlpacaLiveTradingError as e:
+        raise ValueError(f"{e} On the command line: --live-account --allow-live.") from None
+    node = live.node
+    print(f"live: {','.join(spec.symbols)} mode {spec.mode} via alpaca "
+          f"({'PAPER' if spec.paper else 'LIVE - REAL MONEY'}); journal run_id 'live'; Ctrl-C stops")
+    if args.duration:
+        loop = node.get_event_loop()
+        loop.call_later(args.duration, lambda: loop.create_task(node.stop_async()))
+    try:
+        node.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        live.stop()
+    return 0
+
+
 def cmd_bench(args) -> int:
     from backtests.bench import main as bench_main
 
@@ -374,6 +407,25 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "resume":
             k.add_argument("--yes", action="store_true", help="confirm resuming trading")
         k.set_defaults(func=cmd_kill_switch)
+
+    lv = sub.add_parser("live", help="paper trading: signal actor + executor on a NautilusTrader TradingNode")
+    lv.add_argument("--broker", default="alpaca", help="alpaca (IBKR: Nautilus' adapter, not wired here yet)")
+    lv.add_argument("--symbols", required=True, help="comma-separated signal tickers, e.g. QQQ,SPY")
+    lv.add_argument("--mode", default="stock", help="options | leveraged_etf | both | stock "
+                                                   "(executor_control's instrument_mode wins when set)")
+    lv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="ExecutorConfig override")
+    lv.add_argument("--db", default=None, help="journal database URL (default $DATABASE_URL, else data/executor.db)")
+    lv.add_argument("--alpaca-url", default=None, help="trading REST URL override (e.g. a local fake server)")
+    lv.add_argument("--alpaca-stream-url", default=None, help="trade_updates websocket URL override")
+    lv.add_argument("--alpaca-data-url", default=None, help="market-data REST URL override")
+    lv.add_argument("--alpaca-data-stream-url", default=None, help="market-data websocket URL override")
+    lv.add_argument("--feed", default="iex", choices=("iex", "sip"))
+    lv.add_argument("--live-account", action="store_true", help="trade the REAL-MONEY account (needs --allow-live)")
+    lv.add_argument("--allow-live", action="store_true", help="confirm that real money may be traded")
+    lv.add_argument("--alert-webhook", default=None, help="POST kill-switch alerts here (JSON)")
+    lv.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    lv.add_argument("--log-level", default="INFO")
+    lv.set_defaults(func=cmd_live)
 
     be = sub.add_parser("bench", help="bars/s of a no-op strategy vs the full pipeline, and peak memory")
     be.add_argument("--catalog", default=None, help="catalog to read bars from (default: generate)")

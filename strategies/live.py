@@ -1,0 +1,140 @@
+"""Live (paper) trading: the same SignalActor and ExecutorStrategy as the backtests, in a
+NautilusTrader TradingNode with the Alpaca data and execution clients.
+
+Only the clients differ from a backtest: bars come from Alpaca's market-data stream, orders go to
+Alpaca (paper by default), Nautilus reconciles orders and positions already at the broker on
+start-up, and the journal and the kill-switch latch live in the configured database
+(``DATABASE_URL``), under run id ``live`` and the live executor's own control scope.
+
+Keys come from the environment (``ALPACA_API_KEY`` / ``ALPACA_API_SECRET``) and are never logged.
+A real-money account is refused unless ``allow_live`` is set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nautilus_trader.config import (
+    LiveExecEngineConfig,
+    LoggingConfig,
+    TradingNodeConfig,
+)
+from nautilus_trader.live.node import TradingNode
+from nautilus_trader.model.identifiers import InstrumentId, TraderId
+
+from strategies.trade_executor import ExecutorConfig
+
+LIVE_VENUE = "ALPACA"
+
+
+@dataclass
+class LiveSpec:
+    symbols: list[str]
+    mode: str = "stock"
+    executor: dict[str, Any] = field(default_factory=dict)
+    db_url: str | None = None  # None: DATABASE_URL or data/executor.db
+    api_key: str | None = None  # None: environment
+    api_secret: str | None = None
+    paper: bool = True
+    allow_live: bool = False
+    trading_url: str | None = None  # overrides (e.g. the local fake server)
+    trading_stream_url: str | None = None
+    data_url: str | None = None
+    data_stream_url: str | None = None
+    feed: str = "iex"
+    trader_id: str = "EXECUTOR-001"
+    log_level: str = "INFO"
+    control_poll_seconds: float = 5.0
+    alert_webhook_url: str | None = None
+    buying_power_multiplier: float = 2.0
+    reconciliation_lookback_mins: int | None = 1440
+
+
+@dataclass
+class LiveNode:
+    node: TradingNode
+    strategy: Any
+    actor: Any
+    journal: Any
+    control: Any
+
+    def stop(self) -> None:
+        try:
+            self.node.stop()
+        finally:
+            self.node.dispose()
+            self.journal.close()
+            self.control.close()
+
+
+def build_live_node(spec: LiveSpec) -> LiveNode:
+    """A built (not yet running) TradingNode: call ``.node.run()`` (blocking) or
+    ``await .node.run_async()``."""
+    from adapters.alpaca.common import check_live_allowed
+    from adapters.alpaca.config import (
+        AlpacaDataClientConfig,
+        AlpacaExecClientConfig,
+        AlpacaInstrumentProviderConfig,
+    )
+    from adapters.alpaca.factories import AlpacaLiveDataClientFactory, AlpacaLiveExecClientFactory
+    from backtests.runner import data_engine_config
+    from strategies.executor_strategy import ExecutorStrategy, ExecutorStrategyConfig
+    from strategies.journal import ControlStore, JournalSink, database_url, upgrade
+    from strategies.risk_control import install_risk_controls, risk_engine_config
+    from strategies.signal_actor import SignalActor, SignalActorConfig
+
+    symbols = [s.strip().upper() for s in spec.symbols if s.strip()]
+    if not symbols:
+        raise ValueError("symbols: none given (e.g. --symbols QQQ,SPY)")
+    xcfg = ExecutorConfig(**{"instrument_mode": spec.mode, **spec.executor})  # clear errors first
+    check_live_allowed(paper=spec.paper, trading_url=spec.trading_url, trading_stream_url=spec.trading_stream_url,
+                       allow_live=spec.allow_live)
+
+    url = database_url(spec.db_url)
+    upgrade(url)
+    journal = JournalSink(url)  # run id "live"
+    control = ControlStore(url)  # the live executor's own scope
+    stored_mode = control.instrument_mode()
+    mode = spec.mode
+    if stored_mode and "instrument_mode" not in spec.executor and stored_mode != mode:
+        # the user's choice in executor_control (dashboard / CLI) wins over the default
+        mode = stored_mode
+
+    ids = frozenset(InstrumentId.from_str(f"{s}.{LIVE_VENUE}") for s in symbols)
+    provider = AlpacaInstrumentProviderConfig(load_ids=ids)
+    config = TradingNodeConfig(
+        trader_id=TraderId(spec.trader_id),
+        logging=LoggingConfig(log_level=spec.log_level),
+        data_engine=data_engine_config(),
+        risk_engine=risk_engine_config(xcfg.max_orders_per_minute),
+        exec_engine=LiveExecEngineConfig(reconciliation=True,
+                                         reconciliation_lookback_mins=spec.reconciliation_lookback_mins),
+        data_clients={LIVE_VENUE: AlpacaDataClientConfig(
+            api_key=spec.api_key, api_secret=spec.api_secret, paper=spec.paper, trading_url=spec.trading_url,
+            data_url=spec.data_url, data_stream_url=spec.data_stream_url, feed=spec.feed,
+            instrument_provider=provider)},
+        exec_clients={LIVE_VENUE: AlpacaExecClientConfig(
+            api_key=spec.api_key, api_secret=spec.api_secret, paper=spec.paper, trading_url=spec.trading_url,
+            trading_stream_url=spec.trading_stream_url, allow_live=spec.allow_live,
+            instrument_provider=provider)},
+        timeout_connection=30.0,
+        timeout_reconciliation=30.0,
+    )
+    node = TradingNode(config=config)
+    actor = SignalActor(SignalActorConfig(symbols=tuple(symbols), venue=LIVE_VENUE, regular_hours_only=True))
+    strategy = ExecutorStrategy(ExecutorStrategyConfig(
+        executor={**spec.executor, "instrument_mode": mode}, symbols=tuple(symbols), venue=LIVE_VENUE,
+        broker_name="alpaca", buying_power_multiplier=spec.buying_power_multiplier,
+        control_poll_seconds=spec.control_poll_seconds, alert_webhook_url=spec.alert_webhook_url,
+    ), sink=journal, control=control)
+    node.trader.add_actor(actor)
+    node.trader.add_strategy(strategy)
+    node.add_data_client_factory(LIVE_VENUE, AlpacaLiveDataClientFactory)
+    node.add_exec_client_factory(LIVE_VENUE, AlpacaLiveExecClientFactory)
+    node.build()
+    install_risk_controls(node.kernel)
+    return LiveNode(node=node, strategy=strategy, actor=actor, journal=journal, control=control)
+
+
+__all__ = ["LIVE_VENUE", "LiveNode", "LiveSpec", "build_live_node"]
