@@ -24,9 +24,13 @@ Columns and what they mean (also in ``NOTES``):
 * ``letf_decay_cost``: per closed leveraged-ETF trade ``(L·R_u − R_f) × shares × fund entry
   close`` over the holding period (``backtests.letf_bars.decay_costs``); 0 without ETF trades.
   Inside the P&L too: it explains part of it, it is not an extra charge.
-* ``option_theta_cost``: options are not simulated in backtests yet. In ``options`` and ``both``
-  mode every signal the router sends to options (scalps) is rejected with ``no_instrument``;
-  ``option_signals_rejected`` counts them. No theta figure is given (None / "not simulated yet").
+* ``option_theta_cost``: options are simulated from the underlying's bars
+  (``backtests.option_quotes``: Black-Scholes, modelled bid/ask). Per closed option trade, what
+  time alone took: the option's value at the entry's underlying price and implied volatility,
+  at entry minus at exit (``options_pricing.option_trade_costs``); "n/a" in modes without
+  options. The options' half-spreads crossed go into ``spread_cost`` (stocks and ETFs: 0, their
+  bars carry no quotes). ``option_signals_rejected`` counts scalps routed to options that found
+  no contract (``no_instrument``).
 """
 
 from __future__ import annotations
@@ -57,16 +61,17 @@ COLUMNS = (
 )
 
 NOTES = {
-    "spread_cost": "not modelled in any mode (bars carry no bid/ask quotes): 0. Each market fill "
-                   "pays 1 tick adverse slippage instead (slippage_cost_est, inside the P&L).",
+    "spread_cost": "options: the half-spreads crossed at entry and exit (modelled quotes: 1 % of the "
+                   "premium, 6 % near the close). Stocks and ETFs: not modelled (bars carry no quotes), "
+                   "each market fill pays 1 tick adverse slippage instead (slippage_cost_est). Inside the P&L.",
     "slippage_cost_est": "0.01 x shares x 2 fills per closed round trip (upper bound: limit fills "
                          "pay none); already inside the P&L.",
     "letf_decay_cost": "per closed leveraged-ETF trade: (L x underlying return - fund return) over "
                        "the holding period x shares x fund entry close (bar closes); positive = the "
                        "fund lagged L x its underlying. Inside the P&L; 0 without ETF trades.",
-    "option_theta_cost": "options are not simulated in backtests yet: signals routed to options "
-                         "(scalps in options/both mode) are rejected with no_instrument "
-                         "(option_signals_rejected); no theta figure is reported.",
+    "option_theta_cost": "per closed option trade: the option's value at the entry's underlying price and "
+                         "implied volatility, at entry minus at exit (time decay alone); options are "
+                         "priced by Black-Scholes from the underlying's bars, not market data. Inside the P&L.",
     "synthetic_instruments": "leveraged ETFs without real catalog bars are synthesised from their "
                              "index/sector ETF (daily-reset model, start 50.00 at the underlying's "
                              "first bar open); not market data.",
@@ -120,9 +125,28 @@ def _run_one(kwargs: dict[str, Any]) -> dict[str, Any]:
         "curve": list(log.equity),
         "trades": [{k: t.get(k) for k in ("ticker", "instrument_type", "shares", "pnl", "entry_time",
                                           "exit_time", "leverage")} for t in log.trades],
+        "option_costs": _option_costs(log.trades),
         "option_signals_rejected": option_rejected,
         "elapsed_s": round(time.perf_counter() - t0, 3),
     }
+
+
+def _option_costs(trades: list[dict[str, Any]]) -> dict[str, float]:
+    from strategies.trade_executor.options_pricing import option_trade_costs
+
+    theta = spread = 0.0
+    n = 0
+    for t in trades:
+        if t.get("instrument_type") != "option":
+            continue
+        meta = json.loads(t.get("metadata_json") or "{}").get("option")
+        if not meta:
+            continue
+        c = option_trade_costs(meta, t["entry_time"], t["exit_time"], int(t["shares"]))
+        theta += c["theta_cost"]
+        spread += c["spread_cost"]
+        n += 1
+    return {"trades": n, "theta_cost": round(theta, 2), "spread_cost": round(spread, 2)}
 
 
 def _run_all(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
@@ -145,11 +169,11 @@ def _row(res: dict[str, Any]) -> dict[str, Any]:
     trades = res["trades"]
     options_routed = mode in ("options", "both")
     no_instr = s["rejected_by_reason"].get("no_instrument", 0)
-    if options_routed and res["option_signals_rejected"]:
-        simulated = (f"partly: {res['option_signals_rejected']} signal(s) routed to options, which are "
-                     "not simulated yet (rejected no_instrument)")
-    elif options_routed:
-        simulated = "yes (no signal was routed to options)"
+    oc = res.get("option_costs") or {"trades": 0, "theta_cost": 0.0, "spread_cost": 0.0}
+    if options_routed:
+        simulated = (f"yes; options priced from the underlying (Black-Scholes, modelled spread): "
+                     f"{oc['trades']} option trade(s), {res['option_signals_rejected']} option signal(s) "
+                     "without a contract")
     else:
         simulated = "yes"
     return {
@@ -161,10 +185,10 @@ def _row(res: dict[str, Any]) -> dict[str, Any]:
         "trades": s["trades"],
         "win_rate": s["win_rate"],
         "fees": s["fees"],
-        "spread_cost": 0.0,
+        "spread_cost": oc["spread_cost"],
         "slippage_cost_est": round(sum(TICK * (t["shares"] or 0) * 2 for t in trades), 2),
         "letf_decay_cost": (s.get("letf_decay") or {}).get("total", 0.0),
-        "option_theta_cost": "not simulated yet" if options_routed else "n/a",
+        "option_theta_cost": oc["theta_cost"] if options_routed else "n/a",
         "ending_equity": s["ending_equity"],
         "signals_received": s["signals_received"],
         "signals_approved": s["signals_approved"],

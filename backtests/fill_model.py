@@ -14,7 +14,7 @@ from __future__ import annotations
 from nautilus_trader.backtest.models import FillModel
 from nautilus_trader.model.book import OrderBook
 from nautilus_trader.model.data import BookOrder
-from nautilus_trader.model.enums import BookType, OrderSide, OrderType
+from nautilus_trader.model.enums import BookType, InstrumentClass, OrderSide, OrderType
 from nautilus_trader.model.objects import Quantity
 
 _TAKERS = (OrderType.MARKET, OrderType.STOP_MARKET, OrderType.MARKET_IF_TOUCHED)
@@ -29,6 +29,8 @@ class ExecutorFillModel(FillModel):
         self.limit_fill_cap = None if limit_fill_cap is None else int(limit_fill_cap)
 
     def get_orderbook_for_fill_simulation(self, instrument, order, best_bid, best_ask):
+        if instrument.instrument_class == InstrumentClass.OPTION:
+            return None  # options: the modelled quotes carry the spread; market orders take the touch
         tick = instrument.price_increment.as_double()
         book = OrderBook(instrument_id=instrument.id, book_type=BookType.L2_MBP)
         if order.order_type in _TAKERS:

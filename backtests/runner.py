@@ -78,6 +78,7 @@ class BacktestSpec:
     control_scope: str | None = None
     control_poll_seconds: float | None = None  # also poll the latch every N s of replay time
     limit_fill_cap: int | None = None  # at most N shares per touch of a limit price (partial fills)
+    option_sim: Any = None  # backtests.option_quotes.OptionSimConfig (None: defaults)
     alert_webhook_url: str | None = None  # kill-switch alerts POSTed here (JSON)
     # leveraged_etf / both modes: funds the router can pick whose bars are not in the catalog are
     # synthesised from their index/sector ETF's bars (backtests.letf_bars; flagged "synthetic").
@@ -296,9 +297,31 @@ def build_engine(spec: BacktestSpec, log_level: str | None = None) -> BacktestEn
     return engine
 
 
+def _with_recorded_signals(spec: BacktestSpec) -> tuple[BacktestSpec, str | None]:
+    """Options are priced per contract before the run, so options/both runs need the signal set
+    up front: when none is given, a stock-mode pass of the same actor records it first (the
+    signals do not depend on the mode) and the run replays it."""
+    import tempfile
+    from dataclasses import replace as dc_replace
+
+    tmp = None
+    target = spec.record_signals
+    if target is None:
+        tmp = tempfile.mkdtemp(prefix="signals-")
+        target = Path(tmp) / "signals"
+    run_backtest(dc_replace(spec, mode="stock", record_signals=Path(target), out_dir=None, db_url=None,
+                            control_scope=None, executor={}, progress=False))
+    Path(target).mkdir(parents=True, exist_ok=True)
+    return dc_replace(spec, signals_catalog=Path(target), record_signals=None), tmp
+
+
 def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], None] | None = None) -> BacktestResult:
     plan = plan_symbols(spec)
-    ExecutorConfig(**{"instrument_mode": spec.mode, **spec.executor})  # validate early, clear errors
+    xcfg = ExecutorConfig(**{"instrument_mode": spec.mode, **spec.executor})  # validate early, clear errors
+    options_mode = spec.mode in (InstrumentMode.OPTIONS.value, InstrumentMode.BOTH.value)
+    recorded_from = None
+    if options_mode and spec.signals_catalog is None:
+        spec, recorded_from = _with_recorded_signals(spec)
     signal_symbols = plan.signal_symbols
     raw_bars: dict[str, list] = {}
     bars, per_symbol = load_bar_stream(spec, plan, signal_symbols, underlying_bars=raw_bars)
@@ -312,6 +335,29 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
 
     replay = spec.signals_catalog is not None
     signals = _load_signals(Path(spec.signals_catalog), bars) if replay else []
+    if recorded_from is not None:
+        import shutil
+
+        shutil.rmtree(recorded_from, ignore_errors=True)
+
+    options_info = None
+    n_bars = len(bars)
+    if options_mode:
+        from backtests.option_quotes import OptionSimConfig, build_option_universe
+        from strategies.trade_executor import MarketCalendar
+
+        ocfg = spec.option_sim or OptionSimConfig()
+        universe = build_option_universe(signals, {s: per_symbol.get(s, []) for s in signal_symbols}, VENUE,
+                                         ocfg, MarketCalendar(xcfg.calendar))
+        for inst in universe.instruments:
+            engine.add_instrument(inst)
+        if universe.quotes:
+            # a minute's option quote goes before that minute's bar: fills at bar close see it
+            bars = sorted(universe.quotes + bars, key=lambda d: (d.ts_init, 0 if hasattr(d, "bid_price") else 1))
+        options_info = {"simulated": True, "contracts": len(universe.instruments), "quotes": len(universe.quotes),
+                        "broker": ocfg.broker, "volatility": ocfg.fixed_vol if ocfg.fixed_vol is not None else
+                        f"realised {ocfg.vol_window} x 1m, x{ocfg.vol_scale}, [{ocfg.vol_floor}, {ocfg.vol_cap}]",
+                        "pricing": "Black-Scholes on the underlying's 1-minute closes, spread 1% -> 6% near the close"}
 
     actor = None
     if not replay:
@@ -346,6 +392,8 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
         symbols=tuple(followed), venue=VENUE,
         signal_client_id=SIGNAL_CLIENT if replay and signals else None,  # no signals: no SIGNALS client exists
         control_poll_seconds=spec.control_poll_seconds, alert_webhook_url=spec.alert_webhook_url,
+        option_broker=(spec.option_sim.broker if spec.option_sim is not None else "alpaca"),
+        option_cutoff_exit=(spec.option_sim.cutoff_exit if spec.option_sim is not None else True),
     ), sink=sink, control=control)
     engine.add_strategy(strategy)
     if on_engine is not None:
@@ -370,7 +418,7 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
         mode=spec.mode, start=spec.start or first_ts, end=spec.end or last_ts, symbols=signal_symbols,
         starting_equity=spec.starting_cash, ending_equity=ending_equity, trades=log.trades,
         decisions=log.decisions, curve=log.equity, signals_received=strategy.signals_received,
-        bars=len(bars),
+        bars=n_bars,
         extra={"traded_symbols": followed, "first_bar": first_ts, "last_bar": last_ts,
                "open_positions_at_end": len(strategy.positions_by_signal),
                "signals_source": str(spec.signals_catalog) if replay else "ema_cloud_actor",
@@ -379,7 +427,8 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
                "journal": {"db": _redact(spec.db_url), "run_id": journal.run_id} if journal else None,
                "synthetic_instruments": {f.ticker: f.describe() for f in plan.synthetic},
                "etf_bars_unavailable": dict(sorted(plan.unavailable.items())),
-               "letf_decay": {k: decay[k] for k in ("total", "trades", "estimated")}},
+               "letf_decay": {k: decay[k] for k in ("total", "trades", "estimated")},
+               "options": options_info, "quotes": len(bars) - n_bars},
     )
     if journal is not None:
         try:
@@ -392,7 +441,7 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
     engine.dispose()
     if spec.out_dir is not None:
         write_outputs(Path(spec.out_dir), summary, log)
-    return BacktestResult(summary=summary, log=log, elapsed_s=elapsed, bars=len(bars),
+    return BacktestResult(summary=summary, log=log, elapsed_s=elapsed, bars=n_bars,
                           out_dir=Path(spec.out_dir) if spec.out_dir else None,
                           letf_decay_trades=decay["per_trade"])
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from nautilus_trader.config import StrategyConfig
@@ -42,6 +43,7 @@ from strategies.trade_executor import (
     KillSwitch,
     LeveragedETFSizer,
     MarketCalendar,
+    Position,
     PositionSize,
     PositionSizer,
     RiskGate,
@@ -49,6 +51,16 @@ from strategies.trade_executor import (
     TradeSignal,
 )
 from strategies.trade_executor.etf_catalog import sector_of
+from strategies.trade_executor.exit_monitor import EXIT_PRIORITY
+from strategies.trade_executor.options_pricing import (
+    bs_delta,
+    contracts_for_risk,
+    new_order_cutoff,
+    select_contract,
+    trading_minutes_to_expiry,
+    years_from_minutes,
+)
+from strategies.trade_executor.sizing import conviction_multiplier
 from strategies.trade_executor.position_manager import (
     CloudEdges,
     EntryPlanner,
@@ -92,6 +104,10 @@ class ExecutorStrategyConfig(StrategyConfig, frozen=True):
     stops_at_venue: bool = True
     # Timeframes whose EMA clouds the executor tracks for exits, scale-ins and limit prices.
     cloud_timeframes: tuple[str, ...] = ("1m", "10m", "1h")
+    # Options (scalps in options/both mode): whose 0DTE cut-offs apply, strike grid.
+    option_broker: str = "alpaca"
+    option_strike_increment: float = 1.0
+    option_cutoff_exit: bool = True  # close 0DTE positions a minute before the broker's cut-off
 
 
 class ExecutorStrategy(Strategy):
@@ -267,15 +283,29 @@ class ExecutorStrategy(Strategy):
             self._record(now, signal, approved=False, code="no_instrument",
                          reason=decision.reason or "no_instrument", decision=decision)
             return
+        if decision.instrument_type == "option":
+            picked = self._pick_option(signal, decision, now)
+            if isinstance(picked, str):
+                self._record(now, signal, approved=False, code="no_instrument", reason=picked, decision=decision)
+                return
+            decision = picked
         instrument_id = InstrumentId.from_str(f"{decision.ticker}.{self.venue}")
         instrument = self.cache.instrument(instrument_id)
-        if decision.instrument_type == "option" or instrument is None:
+        if instrument is None:
             why = (f"no_instrument: {decision.instrument_type} {decision.ticker} is not available "
                    f"at {self.venue} in this run")
             self._record(now, signal, approved=False, code="no_instrument", reason=why, decision=decision)
             return
         price = self.last_price.get(decision.ticker)
-        if decision.instrument_type == "stock":
+        if decision.instrument_type == "option":
+            price = decision.etf_metadata["ask"]
+            budget = account.equity * self.xconfig.max_risk_per_trade * conviction_multiplier(signal.conviction)
+            cs = contracts_for_risk(budget, price)
+            size = PositionSize(shares=cs.contracts, notional=cs.premium_at_risk, risk_amount=cs.premium_at_risk,
+                                conviction_multiplier=conviction_multiplier(signal.conviction),
+                                capped_by=None if cs.contracts else "premium_above_budget",
+                                raw_shares=budget / (price * 100.0), stop_distance=price)
+        elif decision.instrument_type == "stock":
             price = price if price is not None else signal.entry_price
             size = self.sizer.calculate(signal, account, price=price)
         else:
@@ -308,10 +338,17 @@ class ExecutorStrategy(Strategy):
                          reason=f"{code}: sized to 0 shares (raw {size.raw_shares:.2f})",
                          decision=decision, details=details)
             return
-        # Leveraged ETFs are always bought (bull for long signals, inverse for short ones).
-        direction = "long" if decision.instrument_type == "leveraged_etf" else signal.direction
+        # Leveraged ETFs and options are always bought (bull fund / call for long signals,
+        # inverse fund / put for short ones).
+        direction = "long" if decision.instrument_type in ("leveraged_etf", "option") else signal.direction
+        planner_signal = signal
+        if decision.instrument_type == "option":
+            # premiums move too fast for a cloud-edge limit: options enter at market (crossing
+            # half the spread), whatever the conviction
+            planner_signal = replace(signal, conviction=max(signal.conviction, 75),
+                                     metadata={**signal.metadata, "volume_confirmed": True})
         plan = self.planner.plan(
-            signal, shares, price=price, direction=direction,
+            planner_signal, shares, price=price, direction=direction,
             cloud=self._cloud_edges(signal.ticker, signal.timeframe, "pullback"),
             underlying_price=self.last_price.get(signal.ticker), leverage=decision.leverage,
             tick=float(instrument.price_increment),
@@ -331,6 +368,8 @@ class ExecutorStrategy(Strategy):
         oid = order.client_order_id.value
         self.pm.open(signal, decision, plan, instrument=instrument.id.value, direction=direction,
                      stop_loss=stop, target_price=target, order_id=oid)
+        if decision.instrument_type == "option":
+            self.subscribe_quote_ticks(instrument.id)
         self.submit_order(order)
         self._record(now, signal, approved=True, code=None, reason=None, decision=decision,
                      details=details, shares=shares, order_ids=[oid])
@@ -342,6 +381,82 @@ class ExecutorStrategy(Strategy):
         i = tr.names.index(cloud)
         return CloudEdges(tr.lower[i], tr.upper[i])
 
+    # ── options ─────────────────────────────────────────────────────────────────────────────
+    def _pick_option(self, signal: TradeSignal, decision: InstrumentDecision, now: datetime):
+        """The contract for a scalp (same rule as the backtest's option universe): calls for
+        longs, puts for shorts, ATM, 0DTE before the broker's cut-off, else the next expiry.
+        Returns an InstrumentDecision for the contract, or the reason there is none."""
+        spot = self.last_price.get(signal.ticker)
+        if spot is None:
+            return f"no_instrument: no price yet for {signal.ticker} to choose an option"
+        try:
+            c = select_contract(signal.ticker, spot, signal.direction, now, self.calendar,
+                                broker=self.config.option_broker,
+                                strike_increment=self.config.option_strike_increment)
+        except ValueError as e:
+            return f"no_instrument: no option contract for {signal.ticker}: {e}"
+        iid = InstrumentId.from_str(f"{c.occ_symbol}.{self.venue}")
+        if self.cache.instrument(iid) is None:
+            return f"no_instrument: option {c.occ_symbol} is not available at {self.venue} in this run"
+        quote = self.cache.quote_tick(iid)
+        if quote is None or quote.ask_price.as_double() <= 0:
+            return f"no_instrument: no quote for option {c.occ_symbol}"
+        ask, bid = quote.ask_price.as_double(), quote.bid_price.as_double()
+        minutes = trading_minutes_to_expiry(now, c.expiry, self.calendar)
+        vol = self._implied_proxy(c, spot, (ask + bid) / 2.0, minutes)
+        delta = bs_delta(spot, c.strike, years_from_minutes(max(minutes, 1.0)), vol, 0.0, c.kind)
+        return InstrumentDecision(
+            instrument_type="option", ticker=c.occ_symbol, original_signal_ticker=signal.ticker, leverage=1.0,
+            is_inverse=False, tradeable=True,
+            etf_metadata={"delta": delta, "iv": round(vol, 6), "ask": ask, "bid": bid,
+                          "expiry": c.expiry.isoformat(), "strike": c.strike,
+                          "kind": c.kind, "multiplier": c.multiplier, "minutes_to_expiry": round(minutes, 1)},
+            reason=f"option: {c.kind} {c.strike:g} expiring {c.expiry.isoformat()} ({decision.reason})")
+
+    @staticmethod
+    def _implied_proxy(c, spot: float, mid: float, minutes: float) -> float:
+        """Volatility that reprices ``mid`` (bisection; only used for the delta)."""
+        from strategies.trade_executor.options_pricing import bs_price
+
+        t = years_from_minutes(max(minutes, 1.0))
+        lo, hi = 0.01, 5.0
+        for _ in range(40):
+            m = (lo + hi) / 2
+            if bs_price(spot, c.strike, t, m, 0.0, c.kind) > mid:
+                hi = m
+            else:
+                lo = m
+        return (lo + hi) / 2
+
+    def on_quote_tick(self, tick) -> None:
+        sym = tick.instrument_id.symbol.value
+        bid, ask = tick.bid_price.as_double(), tick.ask_price.as_double()
+        self.last_price[sym] = max((bid + ask) / 2.0, 0.0)
+
+    def _option_view(self, mp: ManagedPosition, now: datetime) -> tuple[Position, float, list[str]]:
+        """An option position seen from its underlying (its stop and target are the signal's
+        levels there), plus the option-only exits that fire now: ``expired`` at the expiry
+        session's close, ``eod_close`` one minute before the broker's 0DTE new-order cut-off on
+        expiry day (closing orders are orders too)."""
+        sig, pos = mp.signal, mp.position
+        under_px = self.last_price.get(sig.ticker, sig.entry_price)
+        view = Position(ticker=sig.ticker, direction=sig.direction, entry_price=mp.underlying_entry or sig.entry_price,
+                        current_price=under_px, shares=pos.shares, stop_loss=sig.stop_loss,
+                        target_price=sig.target_price, entry_time=pos.entry_time, signal_id=sig.signal_id,
+                        trade_type=sig.trade_type)
+        extra: list[str] = []
+        meta = mp.decision.etf_metadata or {}
+        from datetime import date as _date
+
+        expiry = _date.fromisoformat(meta["expiry"])
+        close = self.calendar.session_close(expiry)
+        if close is not None and now >= close:
+            extra.append("expired")
+        elif self.config.option_cutoff_exit and now >= new_order_cutoff(
+                self.config.option_broker, sig.ticker, expiry, self.calendar) - timedelta(minutes=1):
+            extra.append("eod_close")
+        return view, under_px, extra
+
     def _levels_for(self, signal: TradeSignal, decision: InstrumentDecision, price: float,
                     position_direction: str) -> tuple[float, float | None]:
         """Stop and target in the traded instrument's prices.
@@ -351,7 +466,7 @@ class ExecutorStrategy(Strategy):
         below the ETF price and the target |L|*d_target above it.
         """
         if decision.instrument_type != "leveraged_etf":
-            return signal.stop_loss, signal.target_price
+            return signal.stop_loss, signal.target_price  # options: levels of the underlying
         lev = abs(decision.leverage)
         d_stop = signal.stop_distance / signal.entry_price
         stop = price * (1.0 - lev * d_stop)
@@ -379,6 +494,11 @@ class ExecutorStrategy(Strategy):
                 self.daily_trades += 1
                 mp.position.sector = sector_of(mp.signal.ticker)
                 mp.position.underlying_price = self.last_price.get(mp.signal.ticker, mp.signal.entry_price)
+                mp.underlying_entry = mp.position.underlying_price
+                if mp.decision.instrument_type == "option":
+                    meta = mp.decision.etf_metadata or {}
+                    mp.position.multiplier = float(meta.get("multiplier", 100))
+                    mp.position.delta = meta.get("delta")
             mp.position.mark(self.last_price.get(mp.position.ticker, px))
             record_open = getattr(self.sink, "record_open_trade", None)
             if record_open is not None:
@@ -397,8 +517,10 @@ class ExecutorStrategy(Strategy):
                                    {"order_id": oid, "open_qty": mp.open_qty})
 
     def _protect(self, mp: ManagedPosition) -> None:
-        """Rest (or resize) the protective stop at the venue for the open quantity."""
-        if not self.config.stops_at_venue or mp.open_qty <= 0:
+        """Rest (or resize) the protective stop at the venue for the open quantity. Options get
+        none (Alpaca accepts only simple orders for them): their stop is the strategy's own check
+        on the underlying's bars."""
+        if not self.config.stops_at_venue or mp.open_qty <= 0 or mp.decision.instrument_type == "option":
             return
         instrument = self.cache.instrument(InstrumentId.from_str(mp.instrument))
         qty = Quantity.from_int(mp.open_qty)
@@ -505,6 +627,15 @@ class ExecutorStrategy(Strategy):
             "entry_tactic": mp.plan.tactic, "scale_in": mp.scale_in,
             "underlying": pos.underlying, "sector": pos.sector,
         }
+        if mp.decision.instrument_type == "option":
+            om = mp.decision.etf_metadata or {}
+            meta["option"] = {"strike": om.get("strike"), "expiry": om.get("expiry"), "kind": om.get("kind"),
+                              "iv": om.get("iv"), "delta": om.get("delta"), "multiplier": om.get("multiplier"),
+                              "underlying_entry": mp.underlying_entry, "entry_bid": om.get("bid"),
+                              "entry_ask": om.get("ask"),
+                              "exit_bid": mp.exit_quote[0] if mp.exit_quote else None,
+                              "exit_ask": mp.exit_quote[1] if mp.exit_quote else None,
+                              "levels_in": "underlying"}
         if closed:
             meta.update({"fees": round(fees or 0.0, 2), "gross_pnl": round(gross or 0.0, 2),
                          "exit_order_id": mp.exit_order_id, "exits_fired": mp.exit_fired})
@@ -574,7 +705,13 @@ class ExecutorStrategy(Strategy):
         if has_1m_clouds:
             self._cloud_exits(cloud_key, now)
         for mp in list(self.pm.by_signal.values()):
-            if mp.decision.ticker != sym or not self._can_exit(mp):
+            if not self._can_exit(mp):
+                continue
+            if mp.decision.instrument_type == "option":
+                if mp.signal.ticker == sym:  # options: price exits on the underlying's bars
+                    self._evaluate_exit(mp, now)
+                continue
+            if mp.decision.ticker != sym:
                 continue
             mp.position.mark(close)
             decision = self.exit_monitor.evaluate(mp.position, current_price=close, now=now)
@@ -618,14 +755,34 @@ class ExecutorStrategy(Strategy):
         for mp in list(self.pm.by_signal.values()):
             if mp.signal.ticker != sym or mp.signal.timeframe != tf or not self._can_exit(mp):
                 continue
+            self._evaluate_exit(mp, now, bars=rows, cloud_states={"fast": tr.states()[tr.i_fast]})
+
+    def _evaluate_exit(self, mp: ManagedPosition, now: datetime, *, bars: list | None = None,
+                       cloud_states: dict | None = None) -> None:
+        extra: list[str] = []
+        if mp.decision.instrument_type == "option":
+            view, px, extra = self._option_view(mp, now)
+            prem = self.last_price.get(mp.decision.ticker)
+            if prem is not None and prem >= 0:
+                mp.position.mark(prem)
+        else:
+            view = mp.position
             px = self.last_price.get(mp.decision.ticker, mp.position.current_price)
-            mp.position.mark(px)
-            decision = self.exit_monitor.evaluate(
-                mp.position, current_price=px, now=now, bars=rows,
-                cloud_states={"fast": tr.states()[tr.i_fast]},
-                on_underlying=True)
-            if decision is not None:
-                self._submit_exit(mp, decision.reason, list(decision.fired))
+            view.mark(px)
+        decision = self.exit_monitor.evaluate(view, current_price=px, now=now, bars=bars,
+                                              cloud_states=cloud_states, on_underlying=True)
+        fired = list(decision.fired) if decision is not None else []
+        if "expired" in extra:
+            # settlement: close at the expiry quote (intrinsic value), whatever else fired
+            self._submit_exit(mp, "expired", ["expired"] + fired)
+            return
+        for e in extra:
+            if e not in fired:
+                fired.append(e)
+        if not fired:
+            return
+        fired.sort(key=lambda c: EXIT_PRIORITY.get(c, 99))
+        self._submit_exit(mp, fired[0], fired)
 
     def _age_limit_orders(self, mp: ManagedPosition, now: datetime) -> None:
         for oid in list(mp.order_bars):
@@ -694,6 +851,10 @@ class ExecutorStrategy(Strategy):
             tags=[f"signal={mp.signal_id}", "role=exit", f"reason={mp.exit_reason}"])
         oid = order.client_order_id.value
         self.pm.link(mp, oid, "exit")
+        if mp.decision.instrument_type == "option":
+            q = self.cache.quote_tick(instrument.id)
+            if q is not None:
+                mp.exit_quote = (q.bid_price.as_double(), q.ask_price.as_double())
         if self.kill_switch.is_active:
             # HALTED denies every order: open a REDUCING window for this exit (it only reduces)
             self._reducing_orders.add(oid)

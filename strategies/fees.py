@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 from nautilus_trader.backtest.models import FeeModel
-from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import InstrumentClass, OrderSide
 from nautilus_trader.model.objects import Money
 
 SEC_FEE_RATE = 27.80 / 1_000_000  # of sell proceeds
@@ -30,14 +30,23 @@ def regulatory_fees(side: str, qty: float, price: float, *, sec_rate: float = SE
 
 
 class USEquityFeeModel(FeeModel):
-    """Nautilus FeeModel charging `regulatory_fees` per fill."""
+    """Nautilus FeeModel charging `regulatory_fees` per equity fill and, for option contracts,
+    the broker's per-contract fees (``options_pricing.option_fees``: Alpaca $0 commission plus
+    $0.05 / $0.06 regulatory per contract bought / sold)."""
 
-    def __init__(self, commission_per_share: float = 0.0) -> None:
+    def __init__(self, commission_per_share: float = 0.0, option_broker: str = "alpaca") -> None:
         super().__init__()
         self.commission_per_share = commission_per_share
+        self.option_broker = option_broker
 
     def get_commission(self, order, fill_qty, fill_px, instrument):  # noqa: D401 (Nautilus API)
         side = "sell" if order.side == OrderSide.SELL else "buy"
+        if instrument.instrument_class == InstrumentClass.OPTION:
+            from strategies.trade_executor.options_pricing import option_fees
+
+            fee = option_fees(self.option_broker if self.option_broker != "none" else "alpaca",
+                              int(float(fill_qty)), side, float(fill_px)).total
+            return Money(fee, instrument.quote_currency)
         fee = regulatory_fees(side, float(fill_qty), float(fill_px),
                               commission_per_share=self.commission_per_share)
         return Money(fee, instrument.quote_currency)

@@ -11,8 +11,9 @@ Routing (instrument_router.MODE_TABLE) and what follows:
   stock          S1 QQQ, S2 AAPL, S3 QQQ                                   -> 3 trades
   leveraged_etf  S1 TQQQ (synthetic from QQQ), S2 AAPL -> technology -> TECL: no bars (no XLK/VGT
                  in the catalog to synthesise it from) -> no_instrument, S3 TQQQ      -> 2 trades
-  both           S1, S2 scalps -> options (not simulated) -> no_instrument; S3 day -> TQQQ -> 1 trade
-  options        S1, S2 scalps -> options -> no_instrument; S3 day -> stock QQQ      -> 1 trade
+  both           S1, S2 scalps -> options: QQQ 0DTE 100 call, AAPL weekly (Fri 06-20) 200 call;
+                 S3 day -> TQQQ                                                   -> 3 trades
+  options        S1, S2 scalps -> the same two calls; S3 day -> stock QQQ         -> 3 trades
 Every position reaches its target within the session (QQQ 102.00 at 10:20, 106.00 at 11:00;
 AAPL 204.00 at 10:20; TQQQ = 1.5 x QQQ - 100 tracks 3x), so every approved signal is a closed
 round trip.
@@ -31,9 +32,9 @@ from backtests import catalog_io
 from backtests.compare import COLUMNS, CompareArgumentError, CompareSpec, run_compare
 from tests.test_backtest_e2e import SESSION_OPEN, fixture_signal, signals_catalog, write_bars_csv
 
-EXPECTED_TRADES = {"options": 1, "leveraged_etf": 2, "both": 1, "stock": 3}
-EXPECTED_NO_INSTRUMENT = {"options": 2, "leveraged_etf": 1, "both": 2, "stock": 0}
-EXPECTED_OPTION_REJECTED = {"options": 2, "leveraged_etf": 0, "both": 2, "stock": 0}
+EXPECTED_TRADES = {"options": 3, "leveraged_etf": 2, "both": 3, "stock": 3}
+EXPECTED_NO_INSTRUMENT = {"options": 0, "leveraged_etf": 1, "both": 0, "stock": 0}
+EXPECTED_OPTION_REJECTED = {"options": 0, "leveraged_etf": 0, "both": 0, "stock": 0}
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_compare_four_modes_one_signal_set(tmp_path, compare_fixture, capsys):
                "--signals-from", str(sigs), "--quiet"])  # default modes, 2 worker processes
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "identical in every mode: True" in printed and "not simulated yet" in printed
+    assert "identical in every mode: True" in printed
 
     report = json.loads((out / "compare.json").read_text())
     rows = {r["mode"]: r for r in report["rows"]}
@@ -74,15 +75,18 @@ def test_compare_four_modes_one_signal_set(tmp_path, compare_fixture, capsys):
     assert {m: r["signals_received"] for m, r in rows.items()} == dict.fromkeys(rows, 3)
     assert report["signals"]["identical_signal_set"] is True
     assert {m: r["letf_trades"] for m, r in rows.items()} == {"options": 0, "leveraged_etf": 2, "both": 1, "stock": 0}
-    assert rows["options"]["option_theta_cost"] == "not simulated yet"
-    assert rows["both"]["option_theta_cost"] == "not simulated yet"
-    assert rows["stock"]["option_theta_cost"] == "n/a"
-    assert rows["options"]["simulated"].startswith("partly: 2 signal(s) routed to options")
-    assert all(r["spread_cost"] == 0.0 for r in rows.values())
+    # the two option round trips: time decay and half-spreads crossed, both costs inside the P&L
+    for mode in ("options", "both"):
+        assert rows[mode]["option_theta_cost"] > 0 and rows[mode]["spread_cost"] > 0
+        assert rows[mode]["simulated"].startswith("yes; options priced from the underlying")
+        assert "2 option trade(s)" in rows[mode]["simulated"]
+    assert rows["options"]["option_theta_cost"] == rows["both"]["option_theta_cost"]
+    assert rows["stock"]["option_theta_cost"] == "n/a" and rows["leveraged_etf"]["option_theta_cost"] == "n/a"
+    assert rows["stock"]["spread_cost"] == 0.0 and rows["leveraged_etf"]["spread_cost"] == 0.0
     assert rows["stock"]["letf_decay_cost"] == 0.0 and rows["options"]["letf_decay_cost"] == 0.0
     assert rows["leveraged_etf"]["synthetic_instruments"] == "SQQQ TQQQ"
     assert rows["stock"]["synthetic_instruments"] == ""
-    # stock: 150 QQQ + 75 AAPL + 144 QQQ shares, two 1-tick fills each
+    # stock: 150 QQQ + 75 AAPL + 144 QQQ shares, two 1-tick fills each (options: contracts)
     assert rows["stock"]["slippage_cost_est"] == pytest.approx(0.01 * 2 * (150 + 75 + 144))
     assert report["summaries"]["leveraged_etf"]["etf_bars_unavailable"].keys() == {"TECL", "TECS"}
     assert report["generation_run"] is None  # signals came from --signals-from
@@ -97,7 +101,7 @@ def test_compare_four_modes_one_signal_set(tmp_path, compare_fixture, capsys):
     html = (out / "compare.html").read_text()
     assert html.count("<svg") == 1 and html.count("<polyline") == 4  # one chart, four curves
     assert "<script" not in html and "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    assert "not simulated yet" in html and 'class="synthetic"' in html
+    assert "Black-Scholes" in html and 'class="synthetic"' in html
     for mode in EXPECTED_TRADES:
         assert f"<th>{mode}</th>" in html
 

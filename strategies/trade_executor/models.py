@@ -274,7 +274,7 @@ class Position:
         if isinstance(self.shares, bool) or not isinstance(self.shares, int) or self.shares < 0:
             raise ValueError(f"shares must be a non-negative integer, got {self.shares!r}")
         _require_price("entry_price", self.entry_price)
-        _require_price("current_price", self.current_price)
+        self._check_mark(self.current_price)
         if self.underlying is None:
             self.underlying = self.ticker
         if self.unrealized_pnl is None:
@@ -292,8 +292,15 @@ class Position:
     def compute_unrealized_pnl(self) -> float:
         return (self.current_price - self.entry_price) * self.shares * self.multiplier * self.sign
 
+    def _check_mark(self, price: float) -> float:
+        # an option can be worth nothing (expiring out of the money); anything else must be > 0
+        if self.instrument_type == "option" and isinstance(price, (int, float)) and not isinstance(price, bool) \
+                and price == 0:
+            return 0.0
+        return _require_price("current_price", price)
+
     def mark(self, price: float) -> None:
-        self.current_price = _require_price("current_price", price)
+        self.current_price = self._check_mark(price)
         self.unrealized_pnl = self.compute_unrealized_pnl()
 
 

@@ -646,3 +646,38 @@ def settle_at_expiry(kind: Kind, strike: float, underlying_close: float) -> floa
     x = _num("strike", strike, positive=True)
     s = _num("underlying_close", underlying_close, positive=True)
     return _clean(max(0.0, s - x) if k == "call" else max(0.0, x - s))
+
+
+# -- what an option round trip cost -----------------------------------------------------------------
+
+
+def option_trade_costs(meta: dict, entry_time: datetime, exit_time: datetime, contracts: int,
+                       calendar: Any = "XNYS") -> dict[str, float]:
+    """Two costs inside an option round trip's P&L, in dollars (positive = cost):
+
+    * ``theta_cost``: what time alone took, ``(BS(S0, K, T_entry) − BS(S0, K, T_exit)) ×
+      multiplier × contracts`` at the entry's underlying price S0 and implied volatility;
+    * ``spread_cost``: half-spreads crossed, ``((ask − mid) at entry + (mid − bid) at exit) ×
+      multiplier × contracts``.
+
+    ``meta``: ``strike``, ``expiry`` (ISO date), ``kind``, ``iv``, ``underlying_entry``,
+    ``entry_bid``/``entry_ask``, ``exit_bid``/``exit_ask``, ``multiplier`` (as the executor
+    journals them)."""
+    cal = _cal(calendar)
+    k = _num("strike", meta.get("strike"), positive=True)
+    kind = _kind(meta.get("kind"))
+    s0 = _num("underlying_entry", meta.get("underlying_entry"), positive=True)
+    iv = _num("iv", meta.get("iv"), positive=True)
+    mult = _num("multiplier", meta.get("multiplier", MULTIPLIER), positive=True)
+    n = _num("contracts", contracts, nonneg=True)
+    expiry = date.fromisoformat(str(meta.get("expiry")))
+    t0 = years_from_minutes(trading_minutes_to_expiry(_aware("entry_time", entry_time), expiry, cal))
+    t1 = years_from_minutes(trading_minutes_to_expiry(_aware("exit_time", exit_time), expiry, cal))
+    v0 = bs_price(s0, k, t0, iv, 0.0, kind) if t0 > 0 else settle_at_expiry(kind, k, s0)
+    v1 = bs_price(s0, k, t1, iv, 0.0, kind) if t1 > 0 else settle_at_expiry(kind, k, s0)
+    spread = 0.0
+    if meta.get("entry_ask") is not None and meta.get("entry_bid") is not None:
+        spread += (float(meta["entry_ask"]) - float(meta["entry_bid"])) / 2.0
+    if meta.get("exit_ask") is not None and meta.get("exit_bid") is not None:
+        spread += (float(meta["exit_ask"]) - float(meta["exit_bid"])) / 2.0
+    return {"theta_cost": _clean((v0 - v1) * mult * n), "spread_cost": _clean(spread * mult * n)}

@@ -177,6 +177,8 @@ class ManagedPosition:
     scale_in: Literal["none", "waiting", "sent", "added", "skipped"] = "none"
     order_roles: dict[str, Role] = field(default_factory=dict)  # every order of this trade -> role
     entry_order_id: str = ""  # the first entry order (the journal row's order_id)
+    underlying_entry: float | None = None  # the underlying's price at the first entry fill
+    exit_quote: tuple[float, float] | None = None  # options: (bid, ask) when the exit was sent
     fills: list[Fill] = field(default_factory=list)
     entry_filled_qty: int = 0
     entry_value: float = 0.0
@@ -261,9 +263,10 @@ class PositionManager:
             return None
         if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
             raise ValueError(f"fill of {order_id}: qty must be a positive integer, got {qty!r}")
-        if not (isinstance(price, (int, float)) and math.isfinite(price) and price > 0):
-            raise ValueError(f"fill of {order_id}: price must be a positive finite number, got {price!r}")
         role = mp.order_roles[order_id]
+        worthless_ok = role in ("exit", "stop") and mp.decision.instrument_type == "option"
+        if not (isinstance(price, (int, float)) and math.isfinite(price) and (price > 0 or (worthless_ok and price == 0))):
+            raise ValueError(f"fill of {order_id}: price must be a positive finite number, got {price!r}")
         if role in ("entry", "add"):
             left = mp.entry_orders.get(order_id, 0) - qty
             if left > 0:
@@ -283,6 +286,8 @@ class PositionManager:
                     signal_id=sig.signal_id, trade_type=sig.trade_type,
                     instrument_type=mp.decision.instrument_type, leverage=mp.decision.leverage,
                     underlying=sig.ticker, underlying_price=underlying_price or sig.entry_price,
+                    multiplier=float((mp.decision.etf_metadata or {}).get("multiplier", 1.0))
+                    if mp.decision.instrument_type == "option" else 1.0,
                 )
             if role == "add" and mp.scale_in == "sent":
                 mp.scale_in = "added"
