@@ -115,8 +115,11 @@ class SymbolPlan:
         return self.catalog_symbols + [f.ticker for f in self.synthetic]
 
 
-def data_engine_config() -> DataEngineConfig:
+def data_engine_config(build_delay_us: int = 0) -> DataEngineConfig:
+    """``build_delay_us``: live feeds deliver a minute's bar a moment after the minute closes;
+    the higher-timeframe buckets wait that long before closing so the bar lands in its bucket."""
     return DataEngineConfig(
+        time_bars_build_delay=build_delay_us,
         # hour buckets 09:30-10:30, ... so they line up with the NYSE open (:30 in EST and EDT)
         time_bars_origin_offset={BarAggregation.HOUR: pd.Timedelta(minutes=30)},
         # overnight and on holidays nothing trades: no flat placeholder bars into the EMAs

@@ -49,6 +49,7 @@ class LiveSpec:
     alert_webhook_url: str | None = None
     buying_power_multiplier: float = 2.0
     reconciliation_lookback_mins: int | None = 1440
+    bar_build_delay_s: int = 15
 
 
 @dataclass
@@ -106,7 +107,8 @@ def build_live_node(spec: LiveSpec) -> LiveNode:
     config = TradingNodeConfig(
         trader_id=TraderId(spec.trader_id),
         logging=LoggingConfig(log_level=spec.log_level),
-        data_engine=data_engine_config(),
+        # Alpaca's minute bar arrives a few seconds after its minute: 10m/1h buckets wait 15 s
+        data_engine=data_engine_config(build_delay_us=spec.bar_build_delay_s * 1_000_000),
         risk_engine=risk_engine_config(xcfg.max_orders_per_minute),
         exec_engine=LiveExecEngineConfig(reconciliation=True,
                                          reconciliation_lookback_mins=spec.reconciliation_lookback_mins),

@@ -133,3 +133,18 @@ def test_table_is_built_once(cal):
     assert other._t is cal._t  # module-level cache
     assert isinstance(cal.session_for(date(2025, 7, 1))[0], datetime)
     assert cal.session_for(date(2025, 7, 1))[0].utcoffset() == timedelta(0)
+
+
+def test_eod_close_for_regular_early_and_other_calendars():
+    from datetime import time as dtime
+
+    nyse = MarketCalendar("XNYS")
+    t = dtime(15, 55)
+    assert nyse.eod_close_for(datetime(2025, 7, 1, 15, tzinfo=timezone.utc), t, 5) == \
+        datetime(2025, 7, 1, 19, 55, tzinfo=timezone.utc)  # 15:55 EDT
+    assert nyse.eod_close_for(datetime(2025, 7, 3, 15, tzinfo=timezone.utc), t, 5) == \
+        datetime(2025, 7, 3, 16, 55, tzinfo=timezone.utc)  # 12:55 on the 13:00 early close
+    assert nyse.eod_close_for(datetime(2025, 7, 4, 15, tzinfo=timezone.utc), t, 5) is None  # holiday
+    always = MarketCalendar("24/7")  # e.g. demos against the local fake broker at any hour
+    assert always.eod_close_for(datetime(2026, 11, 25, 11, tzinfo=timezone.utc), t, 5) == \
+        datetime(2026, 11, 25, 23, 55, tzinfo=timezone.utc)

@@ -186,6 +186,18 @@ class MarketCalendar:
             return None
         return close - timedelta(minutes=minutes_before)
 
+    def eod_close_for(self, ts: datetime | date, eod_close_time: time, minutes_before: int) -> datetime | None:
+        """The executor's end-of-day cut-off for ``ts``'s session: ``eod_close_time`` ET (15:55)
+        on a session closing at 16:00 ET; otherwise (early closes, calendars with other hours)
+        ``minutes_before`` the session close."""
+        close = self.session_close(ts)
+        if close is None:
+            return None
+        local = close.astimezone(ET)
+        if (local.hour, local.minute) == (16, 0):
+            return datetime.combine(local.date(), eod_close_time, tzinfo=ET)
+        return close - timedelta(minutes=minutes_before)
+
     def trading_days_between(self, start: datetime | date, end: datetime | date) -> int:
         """Number of sessions d with ``start < d <= end`` (New York dates); 0 when end <= start."""
         a = self._to_date(start)

@@ -179,12 +179,7 @@ class ExitMonitor:
     # ── time exits ───────────────────────────────────────────────────────────────────────────
     def eod_cutoff(self, now: datetime) -> datetime | None:
         """The EOD forced-close instant of ``now``'s session (None on a non-session day)."""
-        session = self.calendar.session_for(now)
-        if session is None:
-            return None
-        if self.calendar.is_early_close(et_date(now)):
-            return session[1] - timedelta(minutes=self.config.eod_minutes_before_close)
-        return datetime.combine(et_date(now), self._eod_time, tzinfo=ET)
+        return self.calendar.eod_close_for(now, self._eod_time, self.config.eod_minutes_before_close)
 
     def check_eod_close(self, position: Position, *, now: datetime) -> bool:
         """Day trades and scalps: close by the EOD cutoff; never carry them into another day."""

@@ -259,12 +259,8 @@ class RiskGate:
             return reject("market_closed", text)
         # 5b. no new day trade / scalp inside the EOD window: it would be closed at once ---------
         if signal.trade_type in ("day", "scalp") and session is not None:
-            day = et_date(ts)
-            if self.calendar.is_early_close(day):
-                cutoff = session[1] - timedelta(minutes=cfg.eod_minutes_before_close)
-            else:
-                hh, mm = (int(x) for x in cfg.eod_close_time.split(":"))
-                cutoff = datetime.combine(day, dtime(hh, mm), tzinfo=ET)
+            hh, mm = (int(x) for x in cfg.eod_close_time.split(":"))
+            cutoff = self.calendar.eod_close_for(ts, dtime(hh, mm), cfg.eod_minutes_before_close)
             details["eod_cutoff"] = cutoff.isoformat()
             if ts >= cutoff:
                 return reject("eod_window", f"{signal.trade_type} signal at {ts.isoformat()} is at/after the "
