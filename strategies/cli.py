@@ -243,7 +243,7 @@ def cmd_live(args) -> int:
         executor=_parse_overrides(args.set), db_url=args.db, paper=not args.live_account,
         allow_live=args.allow_live, trading_url=args.alpaca_url, trading_stream_url=args.alpaca_stream_url,
         data_url=args.alpaca_data_url, data_stream_url=args.alpaca_data_stream_url, feed=args.feed,
-        log_level=args.log_level, alert_webhook_url=args.alert_webhook,
+        log_level=args.log_level, alert_webhook_url=args.alert_webhook, calendar=args.calendar,
     )
     try:
         live = build_live_node(spec)
@@ -423,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--live-account", action="store_true", help="trade the REAL-MONEY account (needs --allow-live)")
     lv.add_argument("--allow-live", action="store_true", help="confirm that real money may be traded")
     lv.add_argument("--alert-webhook", default=None, help="POST kill-switch alerts here (JSON)")
+    lv.add_argument("--calendar", default="XNYS", help="trading hours (exchange_calendars name; '24/7' for "
+                                                       "demos against the local fake broker at any hour)")
     lv.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     lv.add_argument("--log-level", default="INFO")
     lv.set_defaults(func=cmd_live)

@@ -50,6 +50,8 @@ class LiveSpec:
     buying_power_multiplier: float = 2.0
     reconciliation_lookback_mins: int | None = 1440
     bar_build_delay_s: int = 15
+    calendar: str = "XNYS"  # trading hours; "24/7" e.g. for demos against the local fake broker
+    stops_at_venue: bool = True
 
 
 @dataclass
@@ -69,7 +71,7 @@ class LiveNode:
             self.control.close()
 
 
-def build_live_node(spec: LiveSpec) -> LiveNode:
+def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
     """A built (not yet running) TradingNode: call ``.node.run()`` (blocking) or
     ``await .node.run_async()``."""
     from adapters.alpaca.common import check_live_allowed
@@ -88,7 +90,8 @@ def build_live_node(spec: LiveSpec) -> LiveNode:
     symbols = [s.strip().upper() for s in spec.symbols if s.strip()]
     if not symbols:
         raise ValueError("symbols: none given (e.g. --symbols QQQ,SPY)")
-    xcfg = ExecutorConfig(**{"instrument_mode": spec.mode, **spec.executor})  # clear errors first
+    executor = {"calendar": spec.calendar, **spec.executor}
+    xcfg = ExecutorConfig(**{"instrument_mode": spec.mode, **executor})  # clear errors first
     check_live_allowed(paper=spec.paper, trading_url=spec.trading_url, trading_stream_url=spec.trading_stream_url,
                        allow_live=spec.allow_live)
 
@@ -98,7 +101,7 @@ def build_live_node(spec: LiveSpec) -> LiveNode:
     control = ControlStore(url)  # the live executor's own scope
     stored_mode = control.instrument_mode()
     mode = spec.mode
-    if stored_mode and "instrument_mode" not in spec.executor and stored_mode != mode:
+    if stored_mode and "instrument_mode" not in executor and stored_mode != mode:
         # the user's choice in executor_control (dashboard / CLI) wins over the default
         mode = stored_mode
 
@@ -108,8 +111,8 @@ def build_live_node(spec: LiveSpec) -> LiveNode:
         trader_id=TraderId(spec.trader_id),
         logging=LoggingConfig(log_level=spec.log_level),
         # Alpaca's minute bar arrives a few seconds after its minute: 10m/1h buckets wait 15 s
-        data_engine=data_engine_config(build_delay_us=spec.bar_build_delay_s * 1_000_000),
-        risk_engine=risk_engine_config(xcfg.max_orders_per_minute),
+        data_engine=data_engine_config(build_delay_us=spec.bar_build_delay_s * 1_000_000, live=True),
+        risk_engine=risk_engine_config(xcfg.max_orders_per_minute, live=True),
         exec_engine=LiveExecEngineConfig(reconciliation=True,
                                          reconciliation_lookback_mins=spec.reconciliation_lookback_mins),
         data_clients={LIVE_VENUE: AlpacaDataClientConfig(
@@ -123,10 +126,12 @@ def build_live_node(spec: LiveSpec) -> LiveNode:
         timeout_connection=30.0,
         timeout_reconciliation=30.0,
     )
-    node = TradingNode(config=config)
-    actor = SignalActor(SignalActorConfig(symbols=tuple(symbols), venue=LIVE_VENUE, regular_hours_only=True))
+    node = TradingNode(config=config, loop=loop)
+    actor = SignalActor(SignalActorConfig(symbols=tuple(symbols), venue=LIVE_VENUE, regular_hours_only=True,
+                                          calendar=xcfg.calendar))
     strategy = ExecutorStrategy(ExecutorStrategyConfig(
-        executor={**spec.executor, "instrument_mode": mode}, symbols=tuple(symbols), venue=LIVE_VENUE,
+        executor={**executor, "instrument_mode": mode}, symbols=tuple(symbols), venue=LIVE_VENUE,
+        stops_at_venue=spec.stops_at_venue,
         broker_name="alpaca", buying_power_multiplier=spec.buying_power_multiplier,
         control_poll_seconds=spec.control_poll_seconds, alert_webhook_url=spec.alert_webhook_url,
     ), sink=journal, control=control)

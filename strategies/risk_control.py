@@ -64,10 +64,13 @@ def current_trading_state(kernel: Any) -> str:
     return trading_state_name(kernel.risk_engine.trading_state)
 
 
-def risk_engine_config(max_orders_per_minute: int | None):
-    """RiskEngineConfig with the submit throttle at ``max_orders_per_minute`` (None: Nautilus'
-    default of 100 per second)."""
-    from nautilus_trader.risk.config import RiskEngineConfig
+def risk_engine_config(max_orders_per_minute: int | None, live: bool = False):
+    """RiskEngineConfig (LiveRiskEngineConfig when ``live``) with the submit throttle at
+    ``max_orders_per_minute`` (None: Nautilus' default of 100 per second)."""
+    if live:
+        from nautilus_trader.live.config import LiveRiskEngineConfig as RiskEngineConfig
+    else:
+        from nautilus_trader.risk.config import RiskEngineConfig
 
     if max_orders_per_minute is None:
         return RiskEngineConfig()

@@ -1,0 +1,186 @@
+"""`trade-executor live` end to end: the real TradingNode with the Alpaca adapter, the signal actor
+and the executor strategy, against the local Alpaca-protocol server (127.0.0.1, random ports).
+
+Bars streamed by the server -> AlpacaDataClient -> SignalActor -> TradeSignal on the bus ->
+ExecutorStrategy -> AlpacaExecutionClient -> the server's matching engine -> trade_updates ->
+fills -> journal (SQLite). The executor runs on a 24/7 calendar because the test runs at whatever
+hour the machine is at; everything else is the production wiring of `strategies.live`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from adapters.alpaca.fake_server import FakeAlpacaServer
+from strategies.journal.models import ExecutorEventRecord, SignalDecisionRecord, TradeExecutionRecord
+from strategies.live import LiveSpec, build_live_node
+from tests.test_pipeline_nautilus import crafted_flip_closes
+
+KEY, SECRET = "PKLIVETEST", "live-test-secret"
+
+
+async def until(predicate, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def run_live(spec: LiveSpec, scenario, timeout: float = 60.0):
+    loop = asyncio.new_event_loop()
+    live = build_live_node(spec, loop=loop)
+
+    async def main() -> None:
+        run = asyncio.ensure_future(live.node.run_async())
+        try:
+            await until(lambda: live.strategy.is_running or run.done(), 20.0, "the node to start")
+            assert live.strategy.is_running, "node failed to start"
+            await asyncio.wait_for(scenario(live), timeout)
+        finally:
+            await live.node.stop_async()
+            run.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await run
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        live.node.dispose()
+        live.journal.close()
+        live.control.close()
+        if not loop.is_closed():
+            loop.close()
+    return live
+
+
+def bar_dicts(closes: list[float], end: datetime) -> list[dict]:
+    start = end - timedelta(minutes=len(closes))
+    out, prev = [], closes[0]
+    for i, c in enumerate(closes):
+        o = prev
+        out.append({"t": start + timedelta(minutes=i), "o": o, "h": round(max(o, c) + 0.02, 2),
+                    "l": round(min(o, c) - 0.02, 2), "c": c, "v": 10_000})
+        prev = c
+    return out
+
+
+def test_live_paper_signal_order_fill_stop_journal(tmp_path):
+    db = f"sqlite:///{tmp_path / 'live.db'}"
+    closes = crafted_flip_closes()  # a rise, a dip that flips the fast cloud, a rise: signals
+    now_min = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    bars = bar_dicts(closes, now_min)
+    with FakeAlpacaServer(keys={KEY: SECRET}, id_seed=11) as srv:
+        srv.add_position("AAPL", 10, 190.0)  # at the broker before start-up: reconciled, not ours
+        spec = LiveSpec(symbols=["QQQ"], db_url=db, api_key=KEY, api_secret=SECRET,
+                        trading_url=srv.trading_url, trading_stream_url=srv.stream_url, data_url=srv.data_url,
+                        data_stream_url=srv.data_stream_url, calendar="24/7", log_level="ERROR",
+                        control_poll_seconds=1.0)
+        seen: dict = {}
+
+        async def scenario(live):
+            strat = live.strategy
+            # reconciliation: the pre-existing AAPL position is in Nautilus' cache
+            await until(lambda: any(p.instrument_id.value == "AAPL.ALPACA"
+                                    for p in live.node.cache.positions_open()), what="reconciled AAPL")
+            # stream bars one by one, as the market would, until the executor has sent an entry
+            pushed = 0
+            for b in bars:
+                srv.push_bar("QQQ", b)
+                pushed += 1
+                await asyncio.sleep(0.02)
+                if any(mp.entry_orders for mp in strat.pm.by_signal.values()):
+                    break
+            mp = await until(lambda: next((m for m in strat.pm.by_signal.values() if m.entry_orders), None),
+                             what="an entry order")
+            oid = next(iter(mp.entry_orders))
+            await until(lambda: srv.order(oid) if _has(srv, oid) else None, what="the entry at the broker")
+            t = bars[pushed - 1]["t"]
+            last = bars[pushed - 1]["c"]
+            # the next bar trades through the entry's limit (or simply trades, for a market order)
+            px = mp.plan.limit_price if mp.plan.limit_price is not None else last
+            srv.push_bar("QQQ", {"t": t + timedelta(minutes=1), "o": last, "h": max(last, px) + 0.02,
+                                 "l": round(px - 0.05, 2), "c": round(px + 0.01, 2), "v": 10_000})
+            await until(lambda: mp.position is not None and mp.open_qty == mp.plan.first_shares
+                        and mp.stop_order_id is not None and _has(srv, mp.stop_order_id), what="fill + resting stop")
+            seen["entry"] = (mp.signal_id, mp.plan.tactic, mp.open_qty, mp.stop_loss)
+            # a sharp drop through the stop: the stop resting at the broker fires
+            low = round(mp.stop_loss - 1.0, 2)
+            srv.push_bar("QQQ", {"t": t + timedelta(minutes=2), "o": px, "h": px, "l": low,
+                                 "c": round(low + 0.1, 2), "v": 10_000})
+            await until(lambda: mp.closed, what="the round trip to close")
+            seen["submitted_ns"] = _submitted_ns(live, mp)
+
+        run_live(spec, scenario)
+        broker_orders = srv.orders()
+        fills = srv.activities(["FILL"])
+
+    eng = create_engine(db)
+    with eng.connect() as c:
+        decisions = c.execute(select(SignalDecisionRecord).where(SignalDecisionRecord.run_id == "live")).all()
+        trades = c.execute(select(TradeExecutionRecord).where(TradeExecutionRecord.run_id == "live")).all()
+        kinds = c.execute(select(ExecutorEventRecord.kind)).scalars().all()
+    signal_id, tactic, qty, stop = seen["entry"]
+    (d,) = [d for d in decisions if d.signal_id == signal_id]
+    assert d.approved and d.shares >= qty
+    (t,) = trades
+    assert t.signal_id == signal_id and t.status == "closed" and t.exit_reason == "stop_loss" and t.shares == qty
+    assert t.broker == "alpaca" and t.stop_loss == pytest.approx(stop)
+    # the journal agrees with the broker's fills, and every order is there exactly once
+    by_coid = {o["client_order_id"]: o for o in broker_orders}
+    assert len(by_coid) == len(broker_orders)
+    entry = by_coid[t.order_id]
+    assert json.loads(t.metadata_json)["exit_order_id"] is None  # closed by the resting stop, not by us
+    entry_fills = [f for f in fills if f["order_id"] == entry["id"]]
+    assert t.entry_price == pytest.approx(float(entry_fills[0]["price"])) and sum(float(f["qty"]) for f in entry_fills) == qty
+    stops = [o for o in broker_orders if o["type"] == "stop" and o["status"] == "filled"]
+    assert len(stops) == 1 and float(stops[0]["stop_price"]) == pytest.approx(round(stop, 2))
+    stop_fill = [f for f in fills if f["order_id"] == stops[0]["id"]]
+    assert t.exit_price == pytest.approx(float(stop_fill[0]["price"]))
+    assert "kill_switch" not in kinds
+    # latency inside the node: the signal handled (decision time) -> the entry's OrderSubmitted
+    latency_ms = (seen["submitted_ns"] - int(d.ts.timestamp() * 1e9)) / 1e6
+    assert 0 <= latency_ms < 1_000
+    print(f"signal -> order submitted inside the node: {latency_ms:.2f} ms ({tactic})")
+
+
+def _has(srv, coid: str) -> bool:
+    return any(o["client_order_id"] == coid for o in srv.orders())
+
+
+def _submitted_ns(live, mp) -> int:
+    from nautilus_trader.model.identifiers import ClientOrderId
+
+    order = live.node.cache.order(ClientOrderId(mp.entry_order_id))
+    return next(e.ts_event for e in order.events if type(e).__name__ == "OrderSubmitted")
+
+
+def test_live_refuses_a_real_money_account_without_explicit_opt_in(tmp_path, capsys, monkeypatch):
+    from strategies.cli import main
+
+    monkeypatch.setenv("ALPACA_API_KEY", "AKLIVEKEY")
+    monkeypatch.setenv("ALPACA_API_SECRET", "not-a-real-secret")
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main(["live", "--symbols", "QQQ", "--db", db, "--live-account"]) == 2
+    err = capsys.readouterr().err
+    assert "REAL MONEY" in err and "--live-account --allow-live" in err
+    assert "not-a-real-secret" not in err
+    assert main(["live", "--symbols", "QQQ", "--db", db, "--alpaca-url", "https://api.alpaca.markets"]) == 2
+    assert "REAL MONEY" in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()  # refused before anything was touched
+    assert main(["live", "--broker", "ibkr", "--symbols", "QQQ"]) == 2
+    assert "not wired" in capsys.readouterr().err
