@@ -210,7 +210,7 @@ def test_migrations_agree_with_models(db_url: str) -> None:
         assert _diff(engine, _seed_metadata()) == [], "135 must create the seed's tables exactly"
         assert _diff(engine, Base.metadata) != []  # the comparison does see differences
         jdb.upgrade(db_url)
-        assert jdb.current_revision(db_url) == "136_executor_journal"
+        assert jdb.current_revision(db_url) == "137_option_symbols"
         assert _diff(engine, Base.metadata) == []
         insp = sa.inspect(engine)
         idx = {i["name"]: (i["column_names"], bool(i["unique"])) for i in insp.get_indexes("trade_executions")}
@@ -471,7 +471,7 @@ def test_trade_history_filters_by_ticker_and_days(engine: sa.Engine) -> None:
         ({"shares": -5}, "shares", "-5"),
         ({"direction": "up"}, "direction", "'up'"),
         ({"ticker": None}, "ticker", "None"),
-        ({"ticker": "X" * 11}, "ticker", "XXXXXXXXXXX"),
+        ({"ticker": "X" * 33}, "ticker", "X" * 33),
     ],
 )
 def test_model_validation_names_field_and_value(override: dict, field: str, shown: str) -> None:

@@ -119,3 +119,16 @@ def test_options_mode_without_a_signal_set_records_one_first(tmp_path, sample_ca
     assert not any(d.reason_code == "no_instrument" and "not available" in (d.reason or "")
                    for d in r.log.decisions)
     assert date(2025, 6, 16) <= r.log.trades[0]["entry_time"].date()
+
+
+def test_option_trades_are_journaled_with_their_occ_symbol(tmp_path):
+    # trade_executions.ticker was String(10) (the seed's): migration 137 widens it for OCC symbols
+    from sqlalchemy import create_engine, text
+
+    db = f"sqlite:///{tmp_path / 'j.db'}"
+    r = backtest(tmp_path, rows_up(), [scalp(FLAT + 1, target_price=110.0, stop_loss=95.0)], mode="options",
+                 option_sim=OptionSimConfig(fixed_vol=0.20), db_url=db)
+    with create_engine(db).connect() as c:
+        rows = c.execute(text("select ticker, original_ticker, instrument_type, status, shares from trade_executions")).all()
+    assert rows == [("QQQ250616C00101000", "QQQ", "option", "closed", 2)]
+    assert r.summary["journal"]["run_id"]

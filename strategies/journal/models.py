@@ -178,9 +178,9 @@ class TradeExecutionRecord(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     signal_id: Mapped[str | None] = mapped_column(String(50), index=True)  # links to ema_signals
-    ticker: Mapped[str] = mapped_column(String(10), nullable=False, index=True)
+    ticker: Mapped[str] = mapped_column(String(32), nullable=False, index=True)  # 137: OCC symbols
     instrument_type: Mapped[str] = mapped_column(String(20), nullable=False, default="stock")
-    original_ticker: Mapped[str | None] = mapped_column(String(10))  # signal ticker (QQQ for TQQQ)
+    original_ticker: Mapped[str | None] = mapped_column(String(32))  # signal ticker (QQQ for TQQQ)
     leverage: Mapped[float | None] = mapped_column(Float, default=1.0)
     direction: Mapped[str] = mapped_column(String(10), nullable=False)
     trade_type: Mapped[str] = mapped_column(String(10), nullable=False)  # day, swing, scalp
