@@ -132,6 +132,13 @@ class TeeSink:
             if fn is not None:
                 fn(row)
 
+    def get_open_trades(self) -> list:
+        for s in self.sinks:
+            fn = getattr(s, "get_open_trades", None)
+            if fn is not None:
+                return fn()
+        return []
+
     def record_daily_pnl(self, day: Any, metadata: dict | None = None) -> Any:
         """Close a trading day in every sink that keeps daily rows (the journal); the first
         result is returned."""

@@ -182,6 +182,7 @@ class ExecutorStrategy(Strategy):
             self.log.error(f"no '{TRADING_STATE_ENDPOINT}' endpoint: the kill switch can stop this "
                            "strategy's entries but cannot halt the RiskEngine (call install_risk_controls)")
         self._restore_latch()
+        self._restore_positions()
         if self.control is not None and self.config.control_poll_seconds:
             from datetime import timedelta
 
@@ -542,6 +543,10 @@ class ExecutorStrategy(Strategy):
             self._set_trading_state("REDUCING", f"protective stop for {mp.signal_id} while halted")
         self.submit_order(order)
         self._maybe_halt()
+        record_open = getattr(self.sink, "record_open_trade", None)
+        if record_open is not None and mp.position is not None:
+            # the stop's id goes into the open row: a restarted executor finds it at the venue
+            record_open(self._trade_row(mp, self.clock.utc_now(), closed=False))
 
     def _cancel_if_open(self, oid: str | None) -> bool:
         if oid is None:
@@ -640,8 +645,14 @@ class ExecutorStrategy(Strategy):
             meta.update({"fees": round(fees or 0.0, 2), "gross_pnl": round(gross or 0.0, 2),
                          "exit_order_id": mp.exit_order_id, "exits_fired": mp.exit_fired})
         else:
+            # everything a restarted executor needs to manage this position again
             meta.update({"entry_fees": round(mp.entry_fees, 2), "last_price": pos.current_price,
-                         "last_price_time": now.isoformat()})
+                         "last_price_time": now.isoformat(), "signal": mp.signal.to_dict(),
+                         "instrument": mp.instrument, "entry_order_id": mp.entry_order_id,
+                         "decision": {"instrument_type": mp.decision.instrument_type, "ticker": mp.decision.ticker,
+                                      "leverage": mp.decision.leverage, "is_inverse": mp.decision.is_inverse,
+                                      "etf_metadata": mp.decision.etf_metadata},
+                         "underlying_entry": mp.underlying_entry, "stop_order_id": mp.stop_order_id})
         return {
             "signal_id": mp.signal.signal_id,
             "ticker": pos.ticker,
@@ -890,7 +901,10 @@ class ExecutorStrategy(Strategy):
             return
         from strategies.trade_executor.calendar import et_date
 
-        day = et_date(session_open)
+        close = self.calendar.session_close(session_open)
+        # the New York date the session ends on (a UTC-midnight session of a 24/7 calendar opens
+        # on the previous New York date)
+        day = et_date(close - timedelta(microseconds=1)) if close is not None else et_date(session_open)
         try:
             write(day, {"broker": self.config.broker_name})
         except Exception as e:  # noqa: BLE001 - a missing summary must not stop trading
@@ -969,6 +983,102 @@ class ExecutorStrategy(Strategy):
             self.log.warning(f"kill switch latched since {latch.activated_at}: {latch.reason}; "
                              "trading stays halted until an operator resumes it")
             self._set_trading_state("HALTED", f"restored latch: {latch.reason}")
+
+    def _restore_positions(self) -> None:
+        """After a restart: take over the positions the journal still has open (this run id).
+
+        Each comes back with its signal, levels and entry, its protective stop if it still rests
+        at the venue (found by its tags in the reconciled cache; otherwise a new one is placed),
+        and its exits managed again. A position the venue no longer holds (closed while we were
+        away, e.g. by its stop) is closed in the journal at the venue's closing price."""
+        loader = getattr(self.sink, "get_open_trades", None)
+        if loader is None:
+            return
+        try:
+            rows = loader()
+        except Exception as e:  # noqa: BLE001
+            self.log.error(f"open trades not readable from the journal: {e}")
+            return
+        now = self.clock.utc_now()
+        for row in rows:
+            meta = row.metadata
+            if "signal" not in meta or row.signal_id in self.pm.by_signal:
+                continue
+            try:
+                mp = self._rebuild(row, meta)
+            except (ValueError, KeyError) as e:
+                self.sink.record_event(now, "restore_failed", f"{row.signal_id}: {e}", {"trade_id": row.id})
+                continue
+            iid = InstrumentId.from_str(mp.instrument)
+            held = sum(abs(p.signed_qty) for p in self.cache.positions_open(instrument_id=iid))
+            if held + 1e-9 < mp.open_qty:
+                self._close_offline(mp, iid, held, now)
+                continue
+            stop_id = meta.get("stop_order_id")
+            if stop_id:
+                order = self.cache.order(ClientOrderId(stop_id))
+                if order is not None and order.is_open:
+                    self.pm.link(mp, stop_id, "stop")
+            if mp.decision.instrument_type == "option":
+                self.subscribe_quote_ticks(iid)
+            self.sink.record_event(now, "position_restored",
+                                   f"{mp.signal_id}: {mp.open_qty} {mp.decision.ticker} @ {mp.position.entry_price} "
+                                   f"(stop order {'found' if mp.stop_order_id else 'replaced'})",
+                                   {"stop_order_id": mp.stop_order_id})
+            if mp.stop_order_id is None:
+                self._protect(mp)
+
+    def _rebuild(self, row, meta: dict) -> ManagedPosition:
+        from strategies.trade_executor.position_manager import EntryPlan, Fill
+
+        signal = TradeSignal.from_dict(meta["signal"])
+        d = meta.get("decision") or {}
+        decision = InstrumentDecision(
+            instrument_type=d.get("instrument_type", row.instrument_type), ticker=d.get("ticker", row.ticker),
+            original_signal_ticker=signal.ticker, leverage=float(d.get("leverage", row.leverage or 1.0)),
+            is_inverse=bool(d.get("is_inverse", False)), etf_metadata=d.get("etf_metadata"), tradeable=True,
+            reason="restored from the journal")
+        plan = EntryPlan("market", row.shares, row.shares, "market", None, None, 0, "restored from the journal")
+        mp = ManagedPosition(signal=signal, decision=decision, plan=plan,
+                             instrument=meta.get("instrument") or f"{row.ticker}.{self.venue}",
+                             direction=row.direction, stop_loss=float(row.stop_loss),
+                             target_price=row.target_price, entry_order_id=row.order_id or "",
+                             underlying_entry=meta.get("underlying_entry"))
+        mp.position = Position(
+            ticker=row.ticker, direction=row.direction, entry_price=row.entry_price,
+            current_price=float(meta.get("last_price") or row.entry_price), shares=row.shares,
+            stop_loss=float(row.stop_loss), target_price=row.target_price, entry_time=row.entry_time,
+            signal_id=signal.signal_id, trade_type=row.trade_type, instrument_type=row.instrument_type,
+            leverage=float(row.leverage or 1.0), underlying=signal.ticker, sector=sector_of(signal.ticker),
+            multiplier=float(meta.get("multiplier") or 1.0),
+            delta=(decision.etf_metadata or {}).get("delta") if decision.instrument_type == "option" else None,
+        )
+        mp.entry_filled_qty = row.shares
+        mp.entry_value = row.entry_price * row.shares
+        mp.entry_fees = float(meta.get("entry_fees") or 0.0)
+        mp.order_roles[mp.entry_order_id] = "entry"
+        mp.fills.append(Fill(mp.entry_order_id, "entry", row.shares, row.entry_price, mp.entry_fees, row.entry_time))
+        self.pm.by_signal[signal.signal_id] = mp
+        self.pm.by_order[mp.entry_order_id] = mp
+        return mp
+
+    def _close_offline(self, mp: ManagedPosition, iid: InstrumentId, held: float, now: datetime) -> None:
+        """The venue holds less than the journal's open position: it was closed while the
+        executor was down. Record the round trip at the venue's closing price."""
+        closed = [p for p in self.cache.positions_closed(instrument_id=iid)]
+        px = closed[-1].avg_px_close if closed else None
+        if px is None or not math.isfinite(float(px)) or held > 0:
+            self.sink.record_event(now, "restore_mismatch",
+                                   f"{mp.signal_id}: journal has {mp.open_qty} open, venue holds {held}; "
+                                   "not managed, check the account", {"held": held})
+            self.pm.by_signal.pop(mp.signal_id, None)
+            return
+        mp.exit_reason, mp.exit_fired = "closed_while_offline", ["closed_while_offline"]
+        mp.exit_filled_qty = mp.open_qty
+        mp.exit_value = float(px) * mp.exit_filled_qty
+        self.sink.record_event(now, "position_closed_offline",
+                               f"{mp.signal_id}: the venue closed it at {float(px):.4f} while the executor was down")
+        self._close_round_trip(mp, now)
 
     def _poll_control(self, now: datetime) -> None:
         """Pick up operator actions on the executor_control latch (trip or resume)."""

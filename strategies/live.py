@@ -132,6 +132,9 @@ def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
     strategy = ExecutorStrategy(ExecutorStrategyConfig(
         executor={**executor, "instrument_mode": mode}, symbols=tuple(symbols), venue=LIVE_VENUE,
         stops_at_venue=spec.stops_at_venue,
+        # orders and positions reconciled from the broker in these instruments belong to the
+        # executor (its resting stops after a restart); anything else stays external
+        external_order_claims=[f"{s}.{LIVE_VENUE}" for s in symbols],
         broker_name="alpaca", buying_power_multiplier=spec.buying_power_multiplier,
         control_poll_seconds=spec.control_poll_seconds, alert_webhook_url=spec.alert_webhook_url,
     ), sink=journal, control=control)

@@ -184,3 +184,69 @@ def test_live_refuses_a_real_money_account_without_explicit_opt_in(tmp_path, cap
     assert not (tmp_path / "x.db").exists()  # refused before anything was touched
     assert main(["live", "--broker", "ibkr", "--symbols", "QQQ"]) == 2
     assert "not wired" in capsys.readouterr().err
+
+
+def test_restart_takes_over_the_open_position_and_its_resting_stop(tmp_path):
+    """Node 1 enters and rests its stop at the broker, then stops (a restart, or a crash after the
+    fill). Node 2 on the same journal takes the position over: the stop is found at the broker,
+    and the strategy's own exits work again (a bar through the target closes it)."""
+    db = f"sqlite:///{tmp_path / 'live.db'}"
+    bars = bar_dicts(crafted_flip_closes(), datetime.now(timezone.utc).replace(second=0, microsecond=0))
+    seen: dict = {}
+    with FakeAlpacaServer(keys={KEY: SECRET}, id_seed=12) as srv:
+        def spec() -> LiveSpec:
+            return LiveSpec(symbols=["QQQ"], db_url=db, api_key=KEY, api_secret=SECRET, trading_url=srv.trading_url,
+                            trading_stream_url=srv.stream_url, data_url=srv.data_url,
+                            data_stream_url=srv.data_stream_url, calendar="24/7", log_level="ERROR",
+                            control_poll_seconds=1.0)
+
+        async def first(live):
+            strat = live.strategy
+            pushed = 0
+            for b in bars:
+                srv.push_bar("QQQ", b)
+                pushed += 1
+                await asyncio.sleep(0.02)
+                if any(mp.entry_orders for mp in strat.pm.by_signal.values()):
+                    break
+            mp = await until(lambda: next((m for m in strat.pm.by_signal.values() if m.entry_orders), None))
+            oid = next(iter(mp.entry_orders))
+            await until(lambda: _has(srv, oid), what="the entry at the broker")
+            last, t = bars[pushed - 1]["c"], bars[pushed - 1]["t"]
+            px = mp.plan.limit_price if mp.plan.limit_price is not None else last
+            srv.push_bar("QQQ", {"t": t + timedelta(minutes=1), "o": last, "h": max(last, px) + 0.02,
+                                 "l": round(px - 0.05, 2), "c": round(px + 0.01, 2), "v": 10_000})
+            await until(lambda: mp.stop_order_id is not None and _has(srv, mp.stop_order_id)
+                        and srv.order(mp.stop_order_id)["status"] in ("new", "accepted"), what="resting stop")
+            seen.update(signal_id=mp.signal_id, stop=mp.stop_order_id, qty=mp.open_qty, t=t, px=px,
+                        target=mp.target_price)
+
+        run_live(spec(), first)
+        assert srv.order(seen["stop"])["status"] in ("new", "accepted")  # still resting at the broker
+
+        async def second(live):
+            strat = live.strategy
+            mp = await until(lambda: strat.pm.by_signal.get(seen["signal_id"]), what="the restored position")
+            assert mp.stop_order_id == seen["stop"] and mp.open_qty == seen["qty"]
+            up = round(seen["target"] + 0.5, 2)
+            # the market trades above the target (a bar a "minute" until the new node's market-data
+            # subscription is live and the strategy acts on one)
+            for k in range(2, 200):
+                srv.push_bar("QQQ", {"t": seen["t"] + timedelta(minutes=k), "o": up, "h": up + 0.02,
+                                     "l": up - 0.02, "c": up, "v": 10_000})
+                await asyncio.sleep(0.1)
+                if mp.closed:  # (the exit market order fills on a later bar)
+                    break
+            await until(lambda: mp.closed, what="the restored position to close")
+
+        run_live(spec(), second)
+        stop_status = srv.order(seen["stop"])["status"]
+        positions = srv.positions()
+
+    eng = create_engine(db)
+    with eng.connect() as c:
+        (t,) = c.execute(select(TradeExecutionRecord).where(TradeExecutionRecord.run_id == "live")).all()
+        kinds = c.execute(select(ExecutorEventRecord.kind)).scalars().all()
+    assert t.signal_id == seen["signal_id"] and t.status == "closed" and t.exit_reason == "profit_target"
+    assert t.shares == seen["qty"] and "position_restored" in kinds
+    assert stop_status == "canceled" and positions == []  # the stop was withdrawn first; flat at the broker

@@ -758,6 +758,14 @@ class TradeJournalWriter:
             rows = s.scalars(select(T).where(*conds).order_by(T.entry_time, T.id)).all()
             return [TradeRecord.from_orm(r) for r in rows]
 
+    def get_open_trades(self) -> list[TradeRecord]:
+        """This run's trades still ``open`` (what a restarted executor must manage again)."""
+        T = TradeExecutionRecord
+        with self._sessions() as s:
+            rows = s.scalars(select(T).where(_run_filter(T.run_id, self.run_id), T.status == "open")
+                             .order_by(T.entry_time, T.id)).all()
+            return [TradeRecord.from_orm(r) for r in rows]
+
     def get_decisions(self, signal_id: str | None = None) -> list[SignalDecisionRecord]:
         D = SignalDecisionRecord
         conds = [_run_filter(D.run_id, self.run_id)]
@@ -884,6 +892,10 @@ class JournalSink:
     def record_daily_pnl(self, day: date, metadata: dict | None = None) -> DailySummary:
         self.flush()
         return self.writer.record_daily_pnl(day, metadata)
+
+    def get_open_trades(self) -> list[TradeRecord]:
+        self.flush()
+        return self.writer.get_open_trades()
 
     # ── queue plumbing ──
     def _put(self, op: _Op) -> None:
