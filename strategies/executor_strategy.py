@@ -170,7 +170,7 @@ class ExecutorStrategy(Strategy):
                     from strategies.signal_actor import bar_type_for
 
                     htf = bar_type_for(sym, str(self.venue), tf)
-                    self._cloud_bar_types[htf] = (sym, tf)
+                    self._cloud_bar_types[htf.standard()] = (sym, tf)  # bars arrive as the standard type
                     self.subscribe_bars(htf)
         if self.config.signal_client_id:
             self.subscribe_data(TRADE_SIGNAL_DATA_TYPE, client_id=ClientId(self.config.signal_client_id))

@@ -269,3 +269,58 @@ def test_leveraged_etf_max_hold_counts_sessions_not_days(tmp_path):
     assert t["ticker"] == "TQQQ" and t["instrument_type"] == "leveraged_etf"
     assert t["exit_reason"] == "max_hold"
     assert t["exit_time"] == datetime(2025, 6, 20, 13, 31, tzinfo=timezone.utc)
+
+
+def test_trailing_stop_at_the_pullback_cloud_for_a_swing(tmp_path):
+    # Ten sessions of QQQ whose hourly candles (09:30-10:30, ..., 15:30-16:00) alternate +1.00 and
+    # -0.30: an uptrend whose red hours keep breaking the exhaustion streak. A 1h swing long enters
+    # on day 9; two hours later one hour drops 2.00, closing below the hourly pullback (8/9)
+    # cloud while the fast (5/12) cloud stays bullish and the macro cloud is far below: the
+    # trailing stop (and nothing else) fires at that hour's close.
+    days = ["2025-06-16", "2025-06-17", "2025-06-18", "2025-06-20", "2025-06-23", "2025-06-24", "2025-06-25",
+            "2025-06-26", "2025-06-27", "2025-06-30"]
+    hourly, stamps = [], []
+    level = 100.0
+    rows_by_day = []
+    for day in days:
+        open_ = datetime.fromisoformat(f"{day}T13:30:00+00:00")
+        rows = []
+        for h, length in enumerate([60] * 6 + [30]):
+            k = len(hourly)
+            step = 1.0 if k % 2 == 0 else -0.30
+            if day == days[-1] and h == 2:
+                step = -2.0  # the dip
+            target = round(level + step, 2)
+            for m in range(length):
+                c = round(level + step * (m + 1) / length, 2)
+                o = round(level + step * m / length, 2) if m else level
+                rows.append((o, max(o, c) + 0.01, min(o, c) - 0.01, c))
+            level = target
+            hourly.append(target)
+            stamps.append(open_ + timedelta(minutes=60 * h + length))
+        rows_by_day.append((open_, rows))
+    cat = tmp_path / "catalog"
+    path = tmp_path / "QQQ.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["timestamp", "open", "high", "low", "close", "volume"])
+        for open_, rows in rows_by_day:
+            for i, (o, h, l, c) in enumerate(rows):
+                w.writerow([(open_ + timedelta(minutes=i)).isoformat(), f"{o:.2f}", f"{h:.2f}", f"{l:.2f}",
+                            f"{c:.2f}", 10_000])
+    catalog_io.import_files(cat, [path], tz="UTC", label="open")
+    entry_hour = 63  # day 10, the 09:30-10:30 hour: enter at its 10:30 close
+    dip = 65  # day 10, third hour (11:30-12:30)
+    e8, e9, e5, e12 = (ema_path(hourly, n) for n in (8, 9, 5, 12))
+    assert hourly[dip] < min(e8[dip], e9[dip]) and e5[dip] > e12[dip]
+    assert all(not (hourly[i] < min(e8[i], e9[i])) for i in range(entry_hour + 1, dip))
+    sig = fixture_signal(timeframe="1h", timestamp=stamps[entry_hour], entry_price=hourly[entry_hour],
+                         stop_loss=hourly[entry_hour] - 10, target_price=hourly[entry_hour] + 30)
+    r = run_backtest(BacktestSpec(catalog=cat, symbols=["QQQ"], mode="stock", progress=False,
+                                  signals_catalog=signals_catalog(tmp_path, [sig])))
+    assert [d.approved for d in r.log.decisions] == [True], [d.reason for d in r.log.decisions]
+    t, meta = exit_of(r)
+    assert t["trade_type"] == "swing"
+    assert (t["exit_reason"], meta["exits_fired"]) == ("trailing_stop", ["trailing_stop"])
+    # the hour bar is built when its bucket closes: 12:30 ET, i.e. the dip hour's stamp
+    assert t["exit_time"] == stamps[dip]
