@@ -264,6 +264,28 @@ def cmd_live(args) -> int:
     return 0
 
 
+def cmd_mode(args) -> int:
+    """The instrument mode the live executor uses (executor_control; the dashboard writes the
+    same key). Read at start-up: restart the executor to apply a change."""
+    from backtests.runner import _redact
+    from strategies.journal import ControlStore, database_url, upgrade
+
+    url = database_url(args.db)
+    upgrade(url)
+    store = ControlStore(url, scope=args.scope)
+    try:
+        if args.mode_command == "set":
+            mode = store.set_instrument_mode(args.mode, by=f"cli:{args.by}" if args.by else "cli")
+            print(f"instrument mode [{args.scope or 'live'}] in {_redact(url)}: {mode} "
+                  "(applies when the executor starts)")
+        else:
+            print(f"instrument mode [{args.scope or 'live'}] in {_redact(url)}: "
+                  f"{store.instrument_mode() or 'not set (the --mode given at start)'}")
+    finally:
+        store.close()
+    return 0
+
+
 def cmd_bench(args) -> int:
     from backtests.bench import main as bench_main
 
@@ -407,6 +429,17 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "resume":
             k.add_argument("--yes", action="store_true", help="confirm resuming trading")
         k.set_defaults(func=cmd_kill_switch)
+
+    md = sub.add_parser("mode", help="show or set the live executor's instrument mode (executor_control)")
+    mdsub = md.add_subparsers(dest="mode_command", required=True)
+    for name in ("show", "set"):
+        m = mdsub.add_parser(name)
+        if name == "set":
+            m.add_argument("mode", help="options | leveraged_etf | both | stock")
+            m.add_argument("--by", default=None, help="operator name recorded with the change")
+        m.add_argument("--db", default=None, help="database URL (default $DATABASE_URL, else data/executor.db)")
+        m.add_argument("--scope", default=None, help="executor scope (omit for the live executor)")
+        m.set_defaults(func=cmd_mode)
 
     lv = sub.add_parser("live", help="paper trading: signal actor + executor on a NautilusTrader TradingNode")
     lv.add_argument("--broker", default="alpaca", help="alpaca (IBKR: Nautilus' adapter, not wired here yet)")

@@ -385,3 +385,14 @@ def test_trip_cancels_a_working_limit_entry(tmp_path):
     assert len(failed) == 1 and failed[0][0] == T_TRIP and "canceled" in failed[0][2]
     assert [t["ticker"] for t in result.log.trades] == ["QQQ"]
     assert result.log.open_trades == {} and result.summary["trading_state"] == "HALTED"
+
+
+def test_mode_cli_sets_the_live_instrument_mode(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    assert cli_main(["mode", "show", "--db", db]) == 0
+    assert "not set" in capsys.readouterr().out
+    assert cli_main(["mode", "set", "leveraged_etf", "--db", db, "--by", "ana"]) == 0
+    assert ControlStore(db).instrument_mode() == "leveraged_etf"
+    assert cli_main(["mode", "set", "crypto", "--db", db]) == 2
+    assert "instrument_mode must be one of" in capsys.readouterr().err
+    assert ControlStore(db).instrument_mode() == "leveraged_etf"

@@ -250,3 +250,25 @@ def test_restart_takes_over_the_open_position_and_its_resting_stop(tmp_path):
     assert t.signal_id == seen["signal_id"] and t.status == "closed" and t.exit_reason == "profit_target"
     assert t.shares == seen["qty"] and "position_restored" in kinds
     assert stop_status == "canceled" and positions == []  # the stop was withdrawn first; flat at the broker
+
+
+def test_live_node_uses_the_mode_chosen_in_executor_control(tmp_path):
+    from strategies.journal import ControlStore, upgrade
+
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(db)
+    ControlStore(db).set_instrument_mode("leveraged_etf", by="dashboard")
+    with FakeAlpacaServer(keys={KEY: SECRET}) as srv:
+        loop = asyncio.new_event_loop()
+        live = build_live_node(LiveSpec(symbols=["QQQ"], db_url=db, api_key=KEY, api_secret=SECRET,
+                                        trading_url=srv.trading_url, trading_stream_url=srv.stream_url,
+                                        data_url=srv.data_url, data_stream_url=srv.data_stream_url,
+                                        log_level="ERROR"), loop=loop)
+        try:
+            assert live.strategy.xconfig.instrument_mode.value == "leveraged_etf"
+            assert live.strategy.config.broker_name == "alpaca" and live.strategy.config.venue == "ALPACA"
+        finally:
+            live.node.dispose()
+            live.journal.close()
+            live.control.close()
+            loop.close()
