@@ -614,7 +614,15 @@ class ExecutorStrategy(Strategy):
         pnl = round(gross - fees, 2)
         cost = pos.entry_price * mp.exit_filled_qty * pos.multiplier
         pnl_pct = pnl / cost if cost else 0.0
-        self.recent_trade_pnl_pcts.append(pnl_pct)
+        # The kill switch's "losing trade worse than 3 %" is measured on what the trade controlled:
+        # for an option that is its delta-equivalent stake in the underlying, not the premium (a
+        # $2 premium moving 6 cents is 3 % of the premium and noise for the account).
+        ks_pct = pnl_pct
+        if mp.decision.instrument_type == "option":
+            d = abs(float((mp.decision.etf_metadata or {}).get("delta") or 0.5))
+            stake = d * pos.multiplier * float(mp.underlying_entry or mp.signal.entry_price) * mp.exit_filled_qty
+            ks_pct = pnl / stake if stake else pnl_pct
+        self.recent_trade_pnl_pcts.append(ks_pct)
         del self.recent_trade_pnl_pcts[:-20]
         self._exit_pending.pop(mp.signal_id, None)
         self.sink.record_trade(self._trade_row(mp, now, closed=True, exit_px=exit_px, pnl=pnl,

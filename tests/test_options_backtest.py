@@ -132,3 +132,24 @@ def test_option_trades_are_journaled_with_their_occ_symbol(tmp_path):
         rows = c.execute(text("select ticker, original_ticker, instrument_type, status, shares from trade_executions")).all()
     assert rows == [("QQQ250616C00101000", "QQQ", "option", "closed", 2)]
     assert r.summary["journal"]["run_id"]
+
+
+def test_option_losses_count_for_the_kill_switch_by_their_delta_stake_not_the_premium(tmp_path):
+    # Three scalps buy the ATM call and lose 20-40 % of the premium each as QQQ eases 0.40 (a
+    # fast-cloud flip closes them): by premium that is three "losses worse than 3 %" and the seed's
+    # consecutive-loss trigger would halt trading for a few dollars. Measured on the delta stake
+    # (|delta| x 100 x QQQ x contracts, ~$10,000 here) each loss is ~0.3 %: no trip, the 4th
+    # signal trades.
+    rows = flat()
+    sigs = []
+    for k in range(4):
+        rows += [bar(101.0, o=100.6 if k else 100.0)]
+        sigs.append(scalp(len(rows), target_price=110.0, stop_loss=95.0, signal_id=f"s{k}"))
+        rows += [bar(round(101.0 - 0.04 * j, 2)) for j in range(1, 11)] + [bar(100.6)] * 20
+    rows += [bar(100.6)] * 5
+    r = backtest(tmp_path, rows, sigs, mode="options", option_sim=OptionSimConfig(fixed_vol=0.20))
+    trades = r.log.trades
+    assert len(trades) == 4 and all(t["pnl"] < 0 for t in trades[:3])
+    assert all(t["pnl_pct"] < -0.03 for t in trades[:3])  # worse than 3 % of the premium...
+    assert [e for e in r.log.events if e[1] == "kill_switch"] == []  # ...but not of the stake
+    assert all(d.approved for d in r.log.decisions)
