@@ -108,6 +108,10 @@ class ExecutorStrategyConfig(StrategyConfig, frozen=True):
     option_broker: str = "alpaca"
     option_strike_increment: float = 1.0
     option_cutoff_exit: bool = True  # close 0DTE positions a minute before the broker's cut-off
+    # How the venue's account balance treats a bought option: NautilusTrader's simulated venue
+    # debits the premium (equity = balance + the options' market value); the Alpaca adapter
+    # reports equity minus unrealised P&L (equity = balance + their unrealised P&L, as stocks).
+    option_premium_debited: bool = True
 
 
 class ExecutorStrategy(Strategy):
@@ -209,7 +213,10 @@ class ExecutorStrategy(Strategy):
             px = self.last_price.get(pos.ticker)
             if px is not None:
                 pos.mark(px)
-            total += pos.unrealized_pnl or 0.0
+            if pos.instrument_type == "option" and self.config.option_premium_debited:
+                total += pos.market_value  # the premium left the balance: add what it is worth now
+            else:
+                total += pos.unrealized_pnl or 0.0
         return total
 
     def equity(self) -> float:

@@ -132,6 +132,7 @@ def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
     strategy = ExecutorStrategy(ExecutorStrategyConfig(
         executor={**executor, "instrument_mode": mode}, symbols=tuple(symbols), venue=LIVE_VENUE,
         stops_at_venue=spec.stops_at_venue,
+        option_premium_debited=False,  # the Alpaca adapter's balance is equity minus unrealised P&L
         # orders and positions reconciled from the broker in these instruments belong to the
         # executor (its resting stops after a restart); anything else stays external
         external_order_claims=[f"{s}.{LIVE_VENUE}" for s in symbols],

@@ -55,6 +55,12 @@ def test_call_held_to_expiry_settles_in_the_money(tmp_path):
     # (2.29 - 0.48) x 2 x 100 = 362.00 - fees 2 x 0.05 + 2 x 0.06 = 0.22
     assert t["pnl"] == pytest.approx(361.78, abs=0.005)
     assert json.loads(t["metadata_json"])["multiplier"] == 100.0
+    # equity counts the option at its value: buying it costs the half-spread and the fee, then
+    # time decay while QQQ stands still (about $18), never the $96 premium itself (the simulated
+    # venue debits the premium from the balance)
+    held = [e for ts, e in r.log.equity if at(FLAT + 1) < ts < datetime(2025, 6, 16, 20, 0, tzinfo=timezone.utc)]
+    assert held[0] == pytest.approx(100_000 - 0.01 * 2 * 100 - 0.10, abs=0.01)  # (0.48 - mid 0.47) x 2 x 100 + fee
+    assert min(held) > 100_000 - 40
     # two contracts are quoted: the 101 call, and the 100 call in case the signal had arrived
     # before its bar (previous close 100.00)
     assert r.summary["options"]["contracts"] == 2 and r.summary["ending_equity"] == pytest.approx(100_361.78)
