@@ -26,6 +26,7 @@ from backtests import catalog_io
 from backtests.runner import BacktestArgumentError, BacktestSpec, run_backtest, write_signals
 from strategies.signal_data import TradeSignalData
 from strategies.trade_executor import TradeSignal
+from tests.test_journal import db_url  # noqa: F401  (fixture: SQLite and PostgreSQL)
 
 SESSION_OPEN = datetime(2025, 6, 16, 13, 30, tzinfo=timezone.utc)  # 09:30 ET
 
@@ -178,10 +179,11 @@ def test_bad_arguments_give_clear_errors(tmp_path, fixture_catalog):
                                   progress=False))
 
 
-def test_backtest_journals_to_the_database(tmp_path, fixture_catalog):
+def test_backtest_journals_to_the_database(tmp_path, fixture_catalog, db_url):
+    # db_url: SQLite, and the local PostgreSQL in a schema of its own (skipped only when absent)
     import sqlalchemy as sa
 
-    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    url = db_url
     sigs = [fixture_signal(), fixture_signal(signal_type="trend_aligned_long", conviction=30,
                                              timestamp=SESSION_OPEN + timedelta(minutes=31))]
     result = run_backtest(BacktestSpec(catalog=fixture_catalog, symbols=["QQQ"], mode="stock", progress=False,
@@ -195,3 +197,10 @@ def test_backtest_journals_to_the_database(tmp_path, fixture_catalog):
     assert trades == [("QQQ", 150, "profit_target", 296.55, "closed", run_id)]
     assert [(bool(d[0]), d[1]) for d in decisions] == [(True, None), (False, "low_conviction")]
     assert "30" in decisions[1][2]  # the rejection carries the number that failed
+    with engine.connect() as c:
+        daily = c.execute(sa.text("select date, realized_pnl, total_trades, winning_trades from daily_pnl "
+                                  "where run_id = :r"), {"r": run_id}).all()
+        runs = c.execute(sa.text("select mode, summary_json from backtest_runs where run_id = :r"), {"r": run_id}).all()
+    engine.dispose()
+    assert [(str(d[0]), round(d[1], 2), d[2], d[3]) for d in daily] == [("2025-06-16", 296.55, 1, 1)]
+    assert runs[0][0] == "stock" and json.loads(runs[0][1])["ending_equity"] == pytest.approx(100_296.55)
