@@ -10,9 +10,7 @@ value is deterministic). Waits poll and end as soon as their condition holds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-import time
 from datetime import datetime, timedelta, timezone
 
 import msgpack
@@ -36,6 +34,7 @@ from adapters.alpaca.data_parsing import (
 )
 from adapters.alpaca.factories import AlpacaLiveDataClientFactory
 from adapters.alpaca.fake_server import FakeAlpacaServer
+from tests.node_harness import drive, until
 
 KEY, SECRET = "PKDATATEST", "data-test-secret"
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)  # Monday 10:00 ET (the server's frozen clock)
@@ -124,17 +123,6 @@ class CapturingFactory(AlpacaLiveDataClientFactory):
         return client
 
 
-async def until(predicate, timeout: float = WAIT, what: str = "condition"):  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 def run_node(srv: FakeAlpacaServer, actor_config: RecorderConfig, scenario, timeout: float = 12.0,  # noqa: ANN001
              log_level: str = "WARNING"):
     """Build a TradingNode (Alpaca data client + Recorder), run ``await scenario(actor, client)``."""
@@ -165,25 +153,8 @@ def run_node(srv: FakeAlpacaServer, actor_config: RecorderConfig, scenario, time
     node.build()
     client = CapturingFactory.clients[-1]
 
-    async def main() -> None:
-        run = asyncio.ensure_future(node.run_async())
-        try:
-            await until(lambda: actor.is_running or run.done(), 10.0, "the actor to start")
-            assert actor.is_running, "node failed to start"
-            await asyncio.wait_for(scenario(actor, client), timeout)
-        finally:
-            await node.stop_async()
-            run.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await run
-            # the node leaves its actor-executor workers pending: end them before the loop closes
-            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in rest:
-                task.cancel()
-            await asyncio.gather(*rest, return_exceptions=True)
-
     try:
-        loop.run_until_complete(main())
+        drive(node, loop, lambda: actor.is_running, lambda: scenario(actor, client), timeout, start_timeout=10.0)
     finally:
         node.dispose()
         if not loop.is_closed():

@@ -54,6 +54,7 @@ from adapters.alpaca import (
 )
 from adapters.alpaca.fake_server import FakeAlpacaServer
 from strategies.risk_control import BROKER_STATUS_TOPIC
+from tests.node_harness import drive, until
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -162,33 +163,12 @@ class Node:
         return self.node.kernel.exec_engine._clients[next(iter(self.node.kernel.exec_engine._clients))]
 
     async def wait(self, predicate, timeout: float = WAIT, what: str = "condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        return await until(predicate, timeout, what)
 
     def run(self, scenario, timeout: float = 14.0) -> None:
-        async def main():
-            task = self.loop.create_task(self.node.run_async())
-            try:
-                await self.wait(lambda: self.strategy.is_running or task.done(), 10.0, "node start")
-                assert self.strategy.is_running, "node did not start"
-                await scenario(self)
-            finally:
-                await self.node.stop_async()
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                # cancel what Nautilus leaves behind (executor workers, timers) before the loop closes
-                others = [t for t in asyncio.all_tasks(self.loop) if t is not asyncio.current_task()]
-                for t in others:
-                    t.cancel()
-                await asyncio.gather(*others, return_exceptions=True)
-
         try:
-            self.loop.run_until_complete(asyncio.wait_for(main(), timeout))
+            drive(self.node, self.loop, lambda: self.strategy.is_running, lambda: scenario(self), timeout,
+                  start_timeout=10.0)
         finally:
             self.node.dispose()
 

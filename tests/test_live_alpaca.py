@@ -10,9 +10,7 @@ hour the machine is at; everything else is the production wiring of `strategies.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -22,43 +20,16 @@ from adapters.alpaca.fake_server import FakeAlpacaServer
 from strategies.journal.models import ExecutorEventRecord, SignalDecisionRecord, TradeExecutionRecord
 from strategies.live import LiveSpec, build_live_node
 from tests.test_pipeline_nautilus import crafted_flip_closes
+from tests.node_harness import drive, until
 
 KEY, SECRET = "PKLIVETEST", "live-test-secret"
-
-
-async def until(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def run_live(spec: LiveSpec, scenario, timeout: float = 60.0):
     loop = asyncio.new_event_loop()
     live = build_live_node(spec, loop=loop)
-
-    async def main() -> None:
-        run = asyncio.ensure_future(live.node.run_async())
-        try:
-            await until(lambda: live.strategy.is_running or run.done(), 20.0, "the node to start")
-            assert live.strategy.is_running, "node failed to start"
-            await asyncio.wait_for(scenario(live), timeout)
-        finally:
-            await live.node.stop_async()
-            run.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await run
-            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in rest:
-                task.cancel()
-            await asyncio.gather(*rest, return_exceptions=True)
-
     try:
-        loop.run_until_complete(main())
+        drive(live.node, loop, lambda: live.strategy.is_running, lambda: scenario(live), timeout)
     finally:
         live.node.dispose()
         live.journal.close()
@@ -77,6 +48,32 @@ def bar_dicts(closes: list[float], end: datetime) -> list[dict]:
                     "l": round(min(o, c) - 0.02, 2), "c": c, "v": 10_000})
         prev = c
     return out
+
+
+async def enter_with_resting_stop(srv, strat, bars: list[dict]):
+    """Stream ``bars`` one by one, as the market would, until the executor sends an entry; then
+    one bar trades through the entry's limit (or simply trades, for a market order). Returns the
+    managed position once it is filled and its stop rests at the broker, the last bar's time and
+    the fill level."""
+    pushed = 0
+    for b in bars:
+        srv.push_bar("QQQ", b)
+        pushed += 1
+        await asyncio.sleep(0.02)
+        if any(mp.entry_orders for mp in strat.pm.by_signal.values()):
+            break
+    mp = await until(lambda: next((m for m in strat.pm.by_signal.values() if m.entry_orders), None),
+                     what="an entry order")
+    oid = next(iter(mp.entry_orders))
+    await until(lambda: _has(srv, oid), what="the entry at the broker")
+    last, t = bars[pushed - 1]["c"], bars[pushed - 1]["t"]
+    px = mp.plan.limit_price if mp.plan.limit_price is not None else last
+    srv.push_bar("QQQ", {"t": t + timedelta(minutes=1), "o": last, "h": max(last, px) + 0.02,
+                         "l": round(px - 0.05, 2), "c": round(px + 0.01, 2), "v": 10_000})
+    await until(lambda: mp.position is not None and mp.open_qty == mp.plan.first_shares
+                and mp.stop_order_id is not None and _has(srv, mp.stop_order_id)
+                and srv.order(mp.stop_order_id)["status"] in ("new", "accepted"), what="fill + resting stop")
+    return mp, t, px
 
 
 def test_live_paper_signal_order_fill_stop_journal(tmp_path):
@@ -99,26 +96,7 @@ def test_live_paper_signal_order_fill_stop_journal(tmp_path):
             # reconciliation: the pre-existing AAPL position is in Nautilus' cache
             await until(lambda: any(p.instrument_id.value == "AAPL.ALPACA"
                                     for p in live.node.cache.positions_open()), what="reconciled AAPL")
-            # stream bars one by one, as the market would, until the executor has sent an entry
-            pushed = 0
-            for b in bars:
-                srv.push_bar("QQQ", b)
-                pushed += 1
-                await asyncio.sleep(0.02)
-                if any(mp.entry_orders for mp in strat.pm.by_signal.values()):
-                    break
-            mp = await until(lambda: next((m for m in strat.pm.by_signal.values() if m.entry_orders), None),
-                             what="an entry order")
-            oid = next(iter(mp.entry_orders))
-            await until(lambda: srv.order(oid) if _has(srv, oid) else None, what="the entry at the broker")
-            t = bars[pushed - 1]["t"]
-            last = bars[pushed - 1]["c"]
-            # the next bar trades through the entry's limit (or simply trades, for a market order)
-            px = mp.plan.limit_price if mp.plan.limit_price is not None else last
-            srv.push_bar("QQQ", {"t": t + timedelta(minutes=1), "o": last, "h": max(last, px) + 0.02,
-                                 "l": round(px - 0.05, 2), "c": round(px + 0.01, 2), "v": 10_000})
-            await until(lambda: mp.position is not None and mp.open_qty == mp.plan.first_shares
-                        and mp.stop_order_id is not None and _has(srv, mp.stop_order_id), what="fill + resting stop")
+            mp, t, px = await enter_with_resting_stop(srv, strat, bars)
             seen["entry"] = (mp.signal_id, mp.plan.tactic, mp.open_qty, mp.stop_loss)
             # a sharp drop through the stop: the stop resting at the broker fires
             low = round(mp.stop_loss - 1.0, 2)
@@ -204,23 +182,7 @@ def test_restart_takes_over_the_open_position_and_its_resting_stop(tmp_path):
                             control_poll_seconds=1.0)
 
         async def first(live):
-            strat = live.strategy
-            pushed = 0
-            for b in bars:
-                srv.push_bar("QQQ", b)
-                pushed += 1
-                await asyncio.sleep(0.02)
-                if any(mp.entry_orders for mp in strat.pm.by_signal.values()):
-                    break
-            mp = await until(lambda: next((m for m in strat.pm.by_signal.values() if m.entry_orders), None))
-            oid = next(iter(mp.entry_orders))
-            await until(lambda: _has(srv, oid), what="the entry at the broker")
-            last, t = bars[pushed - 1]["c"], bars[pushed - 1]["t"]
-            px = mp.plan.limit_price if mp.plan.limit_price is not None else last
-            srv.push_bar("QQQ", {"t": t + timedelta(minutes=1), "o": last, "h": max(last, px) + 0.02,
-                                 "l": round(px - 0.05, 2), "c": round(px + 0.01, 2), "v": 10_000})
-            await until(lambda: mp.stop_order_id is not None and _has(srv, mp.stop_order_id)
-                        and srv.order(mp.stop_order_id)["status"] in ("new", "accepted"), what="resting stop")
+            mp, t, px = await enter_with_resting_stop(srv, live.strategy, bars)
             seen.update(signal_id=mp.signal_id, stop=mp.stop_order_id, qty=mp.open_qty, t=t, px=px,
                         target=mp.target_price)
 
