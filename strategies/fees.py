@@ -21,12 +21,15 @@ FINRA_TAF_CAP = 8.30
 
 def regulatory_fees(side: str, qty: float, price: float, *, sec_rate: float = SEC_FEE_RATE,
                     taf_per_share: float = FINRA_TAF_PER_SHARE, taf_cap: float = FINRA_TAF_CAP,
-                    commission_per_share: float = 0.0) -> float:
-    """Fees in USD for one fill, rounded to the cent (half up). Buys pay only commission."""
-    fee = commission_per_share * qty
+                    commission_per_share: float = 0.0, multiplier: float = 1.0) -> float:
+    """Fees in USD for one fill, rounded to the cent (half up). Buys pay only commission. The
+    SEC fee is on the proceeds (``qty × price × multiplier``), the TAF per unit sold. Computed in
+    Decimal so that the backtest fee model and the Alpaca adapter give the same cents."""
+    q, px, m = Decimal(str(qty)), Decimal(str(price)), Decimal(str(multiplier))
+    fee = Decimal(str(commission_per_share)) * q
     if side == "sell":
-        fee += qty * price * sec_rate + min(qty * taf_per_share, taf_cap)
-    return float(Decimal(str(fee)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+        fee += q * px * m * Decimal(str(sec_rate)) + min(q * Decimal(str(taf_per_share)), Decimal(str(taf_cap)))
+    return float(fee.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 class USEquityFeeModel(FeeModel):

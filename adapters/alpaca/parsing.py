@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,8 @@ from nautilus_trader.model.identifiers import InstrumentId, Symbol
 from nautilus_trader.model.instruments import Equity, OptionContract
 from nautilus_trader.model.objects import Money, Price, Quantity
 
+from strategies.fees import regulatory_fees  # the project's one fee schedule
+
 from .common import ALPACA_VENUE
 
 NY = ZoneInfo("America/New_York")
@@ -35,13 +37,6 @@ NY = ZoneInfo("America/New_York")
 # strike × 1000 on 8 digits.
 OCC_RE = re.compile(r"^(?P<root>[A-Z][A-Z0-9.]{0,5})(?P<ymd>\d{6})(?P<cp>[CP])(?P<strike>\d{8})$")
 
-# Regulatory fees on sells (same schedule as strategies/fees.py and the fake server).
-try:  # the project's fee model is the single source of the rates
-    from strategies.fees import FINRA_TAF_CAP, FINRA_TAF_PER_SHARE, SEC_FEE_RATE
-except Exception:  # pragma: no cover - adapter used outside the project
-    SEC_FEE_RATE = 27.80 / 1_000_000
-    FINRA_TAF_PER_SHARE = 0.000166
-    FINRA_TAF_CAP = 8.30
 
 
 def is_option_symbol(symbol: str) -> bool:
@@ -239,13 +234,8 @@ def fmt_decimal(value: Any) -> str:
 def regulatory_fee(side: OrderSide, qty: Decimal, price: Decimal, multiplier: Decimal = Decimal(1)) -> Decimal:
     """SEC fee + FINRA TAF of one fill in USD, rounded half-up to the cent (sells only; Alpaca
     charges no commission). The same schedule as ``strategies/fees.py`` and the fake server."""
-    if side != OrderSide.SELL:
-        return Decimal("0.00")
-    qty = Decimal(qty)
-    proceeds = qty * Decimal(price) * Decimal(multiplier)
-    fee = proceeds * Decimal(str(SEC_FEE_RATE)) + min(qty * Decimal(str(FINRA_TAF_PER_SHARE)),
-                                                      Decimal(str(FINRA_TAF_CAP)))
-    return fee.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    side_name = "sell" if side == OrderSide.SELL else "buy"
+    return Decimal(str(regulatory_fees(side_name, qty, price, multiplier=multiplier))).quantize(Decimal("0.01"))
 
 
 def usd(amount: Any) -> Money:
