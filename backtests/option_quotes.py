@@ -62,7 +62,10 @@ class OptionSimConfig:
 
 
 def realised_vol_series(closes: np.ndarray, cfg: OptionSimConfig) -> np.ndarray:
-    """sigma at each index from the log returns up to and including it (trailing window)."""
+    """sigma at each index from the log returns up to and including it: the vectorised form of
+    ``options_pricing.realized_vol(closes[:i + 1], vol_window, scale=vol_scale)`` (tested equal),
+    over fewer returns while the window fills (none before 30: 4 x vol_floor), clamped to
+    [vol_floor, vol_cap]."""
     if cfg.fixed_vol is not None:
         return np.full(len(closes), float(cfg.fixed_vol))
     r = np.zeros(len(closes))

@@ -159,3 +159,18 @@ def test_option_losses_count_for_the_kill_switch_by_their_delta_stake_not_the_pr
     assert all(t["pnl_pct"] < -0.03 for t in trades[:3])  # worse than 3 % of the premium...
     assert [e for e in r.log.events if e[1] == "kill_switch"] == []  # ...but not of the stake
     assert all(d.approved for d in r.log.decisions)
+
+
+def test_quote_volatility_is_the_pricing_modules_realised_vol():
+    import numpy as np
+
+    from backtests.option_quotes import realised_vol_series
+    from strategies.trade_executor.options_pricing import realized_vol
+
+    rng = np.random.default_rng(7)
+    closes = 100 * np.exp(np.cumsum(rng.normal(0, 0.0012, 900)))
+    cfg = OptionSimConfig(vol_window=390, vol_scale=1.1, vol_cap=5.0, vol_floor=0.01)
+    series = realised_vol_series(closes, cfg)
+    for i in (390, 391, 600, 899):
+        assert series[i] == pytest.approx(realized_vol(closes[: i + 1], 390, scale=1.1), rel=1e-9)
+    assert series[10] == pytest.approx(0.04)  # fewer than 30 returns: 4 x the floor
