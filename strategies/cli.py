@@ -297,7 +297,6 @@ def cmd_demo(args) -> int:
     import shutil
 
     from backtests import catalog_io
-    from backtests.runner import BacktestSpec, run_backtest
     from backtests.sample_data import generate_sample
 
     sample_dir = DATA_DIR / "sample"

@@ -22,7 +22,7 @@ from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.enums import OrderSide, TimeInForce, TriggerType
 from nautilus_trader.model.identifiers import ClientId, ClientOrderId, InstrumentId, Venue
-from nautilus_trader.model.objects import Price, Quantity
+from nautilus_trader.model.objects import Quantity
 from nautilus_trader.trading.strategy import Strategy
 
 from strategies.execution_log import DecisionRecord, ExecutionLog, ExecutionSink

@@ -26,7 +26,6 @@ from backtests import catalog_io
 from backtests.runner import BacktestArgumentError, BacktestSpec, run_backtest, write_signals
 from strategies.signal_data import TradeSignalData
 from strategies.trade_executor import TradeSignal
-from tests.test_journal import db_url  # noqa: F401  (fixture: SQLite and PostgreSQL)
 
 SESSION_OPEN = datetime(2025, 6, 16, 13, 30, tzinfo=timezone.utc)  # 09:30 ET
 

@@ -16,7 +16,6 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -24,7 +23,6 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy.engine import make_url
 
 from strategies.execution_log import TRADE_COLUMNS, DecisionRecord
 from strategies.journal import db as jdb
@@ -48,49 +46,9 @@ from strategies.journal.writer import (
 from strategies.trade_executor.models import Position, SignalType, TradeSignal
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PG_URL = os.environ.get("JOURNAL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-PG_SKIP_REASON = "PostgreSQL not reachable at 127.0.0.1:5432"
 UTC = timezone.utc
 MODEL_TABLES = {"trade_executions", "daily_pnl", "signal_decisions", "executor_events",
                 "equity_snapshots", "executor_control", "backtest_runs"}
-
-_pg_state: dict[str, bool] = {}
-
-
-def _pg_reachable() -> bool:
-    if "ok" not in _pg_state:
-        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        try:
-            with engine.connect() as conn:
-                conn.exec_driver_sql("select 1")
-            _pg_state["ok"] = True
-        except Exception:  # noqa: BLE001
-            _pg_state["ok"] = False
-        finally:
-            engine.dispose()
-    return _pg_state["ok"]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'db' / 'journal.db'}"
-        return
-    if not _pg_reachable():
-        pytest.skip(PG_SKIP_REASON)
-    schema = f"journal_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql("SET lock_timeout = '10s'")
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
-
 
 @pytest.fixture
 def migrated(db_url: str) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest

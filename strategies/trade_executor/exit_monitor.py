@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from strategies.trade_executor.calendar import ET, MarketCalendar, et_date
+from strategies.trade_executor.calendar import MarketCalendar, et_date
 from strategies.trade_executor.etf_sizer import max_hold_days_for
 from strategies.trade_executor.models import CloudState, ExecutorConfig, Position
 

@@ -42,11 +42,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
-from strategies.trade_executor.calendar import ET, MarketCalendar, et_date
+from strategies.trade_executor.calendar import MarketCalendar, et_date
 from strategies.trade_executor.etf_catalog import sector_of
 from strategies.trade_executor.etf_sizer import LeveragedETFSizer
 from strategies.trade_executor.models import (
