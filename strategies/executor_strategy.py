@@ -15,7 +15,7 @@ import json
 import math
 from collections import deque
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from nautilus_trader.config import StrategyConfig
@@ -55,6 +55,7 @@ from strategies.trade_executor.exit_monitor import EXIT_PRIORITY
 from strategies.trade_executor.options_pricing import (
     bs_delta,
     contracts_for_risk,
+    implied_vol,
     new_order_cutoff,
     select_contract,
     trading_minutes_to_expiry,
@@ -411,8 +412,9 @@ class ExecutorStrategy(Strategy):
             return f"no_instrument: no quote for option {c.occ_symbol}"
         ask, bid = quote.ask_price.as_double(), quote.bid_price.as_double()
         minutes = trading_minutes_to_expiry(now, c.expiry, self.calendar)
-        vol = self._implied_proxy(c, spot, (ask + bid) / 2.0, minutes)
-        delta = bs_delta(spot, c.strike, years_from_minutes(max(minutes, 1.0)), vol, 0.0, c.kind)
+        t = years_from_minutes(max(minutes, 1.0))
+        vol = implied_vol((ask + bid) / 2.0, spot, c.strike, t, c.kind)  # for the delta only
+        delta = bs_delta(spot, c.strike, t, vol, 0.0, c.kind)
         return InstrumentDecision(
             instrument_type="option", ticker=c.occ_symbol, original_signal_ticker=signal.ticker, leverage=1.0,
             is_inverse=False, tradeable=True,
@@ -420,21 +422,6 @@ class ExecutorStrategy(Strategy):
                           "expiry": c.expiry.isoformat(), "strike": c.strike,
                           "kind": c.kind, "multiplier": c.multiplier, "minutes_to_expiry": round(minutes, 1)},
             reason=f"option: {c.kind} {c.strike:g} expiring {c.expiry.isoformat()} ({decision.reason})")
-
-    @staticmethod
-    def _implied_proxy(c, spot: float, mid: float, minutes: float) -> float:
-        """Volatility that reprices ``mid`` (bisection; only used for the delta)."""
-        from strategies.trade_executor.options_pricing import bs_price
-
-        t = years_from_minutes(max(minutes, 1.0))
-        lo, hi = 0.01, 5.0
-        for _ in range(40):
-            m = (lo + hi) / 2
-            if bs_price(spot, c.strike, t, m, 0.0, c.kind) > mid:
-                hi = m
-            else:
-                lo = m
-        return (lo + hi) / 2
 
     def on_quote_tick(self, tick) -> None:
         sym = tick.instrument_id.symbol.value
@@ -454,9 +441,7 @@ class ExecutorStrategy(Strategy):
                         trade_type=sig.trade_type)
         extra: list[str] = []
         meta = mp.decision.etf_metadata or {}
-        from datetime import date as _date
-
-        expiry = _date.fromisoformat(meta["expiry"])
+        expiry = date.fromisoformat(meta["expiry"])
         close = self.calendar.session_close(expiry)
         if close is not None and now >= close:
             extra.append("expired")

@@ -386,3 +386,17 @@ def test_occ_symbols_match_a_real_chain(shared_data):
             assert sym == row["contractSymbol"], row
             n += 1
     assert n > 7000
+
+
+def test_implied_vol_inverts_black_scholes():
+    from strategies.trade_executor.options_pricing import implied_vol
+
+    t = 329 / 98_280
+    for kind, vol in (("call", 0.20), ("put", 0.35), ("call", 0.9)):
+        price = bs_price(101.0, 100.0, t, vol, 0.0, kind)
+        assert implied_vol(price, 101.0, 100.0, t, kind) == pytest.approx(vol, abs=1e-9)
+    # far out of the money a whole range of volatilities prices 0: any answer must reprice it
+    iv = implied_vol(0.0, 101.0, 120.0, t, "call")
+    assert bs_price(101.0, 120.0, t, iv, 0.0, "call") == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="price"):
+        implied_vol(float("nan"), 101.0, 100.0, t)

@@ -261,6 +261,21 @@ def bs_delta(spot: float, strike: float, t_years: float, vol: float, rate: float
 # -- time -----------------------------------------------------------------------------------------
 
 
+def implied_vol(price: float, spot: float, strike: float, t_years: float, kind: str = "call",
+                rate: float = 0.0, *, lo: float = 0.01, hi: float = 5.0, iterations: int = 60) -> float:
+    """The volatility at which Black-Scholes gives ``price`` (bisection on [lo, hi]; the price is
+    monotonic in volatility). A price below the [lo] value returns ``lo``, above the [hi] value
+    ``hi``."""
+    p = _num("price", price, nonneg=True)
+    for _ in range(iterations):
+        mid = (lo + hi) / 2.0
+        if bs_price(spot, strike, t_years, mid, rate, kind) > p:
+            hi = mid
+        else:
+            lo = mid
+    return (lo + hi) / 2.0
+
+
 def years_from_minutes(minutes: float) -> float:
     """Trading minutes -> years of trading time: ``minutes / (252 · 390)``."""
     return _num("minutes", minutes, nonneg=True) / MINUTES_PER_YEAR
