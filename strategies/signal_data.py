@@ -55,16 +55,40 @@ class TradeSignalData(Data):
         return self
 
     def to_signal(self) -> TradeSignal:
-        """The core TradeSignal (rebuilt from JSON when read from a catalog; raises ValueError naming
-        the bad field)."""
+        """The core TradeSignal (rebuilt from JSON when read from a catalog).
+
+        Every malformed payload raises ValueError naming the field — never TypeError, KeyError or
+        AttributeError — so a caller can reject the one signal and carry on: a null/empty payload,
+        text that is not JSON, JSON that is not an object, metadata that is not a mapping,
+        cloud_states that is not a list of well-formed cloud states, an unknown signal_type, a
+        naive or unparsable timestamp, and every TradeSignal field check."""
         signal = getattr(self, "_signal", None)
         if signal is not None:
             return signal
+        sid = getattr(self, "signal_id", "")
+        payload = getattr(self, "payload", None)
+        if isinstance(payload, (bytes, bytearray)):
+            try:
+                payload = payload.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"payload: not UTF-8 text for signal {sid!r}: {e}") from None
+        if payload is None or not isinstance(payload, str) or not payload.strip():
+            raise ValueError(f"payload: empty or missing ({type(payload).__name__} {payload!r}) "
+                             f"for signal {sid!r}")
         try:
-            d = json.loads(self.payload)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"payload: not valid JSON for signal {self.signal_id!r}: {e}") from None
-        return TradeSignal.from_dict(d)
+            d = json.loads(payload)
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise ValueError(f"payload: not valid JSON for signal {sid!r}: {e}") from None
+        if not isinstance(d, dict):
+            raise ValueError(f"payload: must be a JSON object, got {type(d).__name__} "
+                             f"for signal {sid!r}")
+        try:
+            return TradeSignal.from_dict(d)
+        except ValueError:
+            raise
+        except Exception as e:  # safety net: a malformed payload must never abort the caller
+            raise ValueError(f"payload: malformed signal {sid!r}: "
+                             f"{type(e).__name__}: {e}") from None
 
 
 def _encode(signal: TradeSignal) -> str:

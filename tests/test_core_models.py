@@ -207,6 +207,74 @@ def test_position_pnl_and_defaults():
         Position("AAPL", "long", 100.0, 103.0, -1, 95.0, None, T0, "s3", "day")
 
 
+def test_position_r_multiple():
+    # long @ 100, stop 95 (R = 5): 103 -> +0.6R, 110 -> +2R, 95 -> -1R
+    p = Position("AAPL", "long", 100.0, 103.0, 10, 95.0, None, T0, "s1", "day")
+    assert p.initial_stop_loss == 95.0 and p.initial_risk_per_share == 5.0
+    assert p.r_multiple() == pytest.approx(0.6)
+    p.mark(110.0)
+    assert p.r_multiple() == pytest.approx(2.0)
+    p.stop_loss = 105.0  # trailed: the initial risk stays
+    p.mark(95.0)
+    assert p.r_multiple() == pytest.approx(-1.0)
+    # short @ 100, stop 104 (R = 4), marked 94: +1.5R
+    q = Position("AAPL", "short", 100.0, 94.0, 10, 104.0, None, T0, "s2", "day")
+    assert q.r_multiple() == pytest.approx(1.5)
+    # explicit initial stop (a restored position whose stop has moved)
+    r = Position("AAPL", "long", 100.0, 110.0, 10, 101.0, None, T0, "s3", "day", initial_stop_loss=90.0)
+    assert r.r_multiple() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(stop_loss=100.0),                 # no risk
+    dict(stop_loss=101.0),                 # stop on the wrong side
+    dict(stop_loss=float("nan")),
+    dict(instrument_type="option"),        # option stops are underlying levels
+])
+def test_position_r_multiple_unmeasurable(kw):
+    base = dict(ticker="AAPL", direction="long", entry_price=100.0, current_price=103.0, shares=1,
+                stop_loss=95.0, target_price=None, entry_time=T0, signal_id="s", trade_type="day")
+    base.update(kw)
+    assert Position(**base).r_multiple() is None
+
+
+def test_new_config_fields_defaults():
+    c = ExecutorConfig()
+    assert c.max_signal_age_seconds == 120.0 and c.max_signal_clock_skew_seconds == 5.0
+    assert c.both_mode_etf_min_conviction == 75 and c.add_to_winner_min_r == 1.0
+
+
+def test_account_losses_vs_equity_default_and_copy():
+    src = [0.01, 0.0]
+    a = AccountState(equity=1.0, cash=1.0, buying_power=1.0, open_positions=[], daily_pnl=0.0,
+                     daily_trades=0, recent_trade_losses_vs_equity=src)
+    assert a.recent_trade_losses_vs_equity == [0.01, 0.0]
+    src.append(0.5)
+    assert a.recent_trade_losses_vs_equity == [0.01, 0.0]  # a copy
+    b = AccountState(equity=1.0, cash=1.0, buying_power=1.0, open_positions=[], daily_pnl=0.0,
+                     daily_trades=0)
+    assert b.recent_trade_losses_vs_equity == []
+
+
+@pytest.mark.parametrize("record,field", [
+    (None, "signal record"),
+    ([1, 2], "signal record"),
+    ({"cloud_states": "x"}, "cloud_states"),
+    ({"cloud_states": [{"name": "fast"}]}, "cloud_states[0]"),
+    ({"metadata": [["a", 1]]}, "metadata"),
+    ({"signal_id": 7}, "signal_id"),
+    ({"timestamp": 1751382000}, "timestamp"),
+])
+def test_from_dict_malformed_is_value_error(record, field):
+    if isinstance(record, dict):
+        d = TradeSignal(**signal_kwargs()).to_dict()
+        d.update(record)
+        record = d
+    with pytest.raises(ValueError) as e:
+        TradeSignal.from_dict(record)
+    assert field in str(e.value)
+
+
 def test_risk_decision_code():
     assert RiskDecision(False, "max_positions: 10 open, limit 10", None).code == "max_positions"
     assert RiskDecision(True, None, None).code is None

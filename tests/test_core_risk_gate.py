@@ -317,14 +317,31 @@ def test_single_stock_exposure_counts_leverage(gate):
     assert d.approved and d.adjustments is None
 
 
-def test_option_exposure_uses_delta(gate):
-    # 0.5 delta x 100 x 200 (AAPL) = 10,000 per contract: 2 contracts = 20,000 > 15,000 -> 1
+def test_option_delta_exposure_has_its_own_cap(gate):
+    # AAPL 200, delta 0.5 (default): 0.5 x 100 x 200 = 10,000 of delta exposure per contract;
+    # cap 50 % x 100,000 = 50,000 -> 6 contracts shrink to 5. Premium 3.00 x 100 = 300 per
+    # contract counts against the 15 % single-name cap: 6 x 300 = 1,800, far below 15,000.
     dec = InstrumentDecision("option", "AAPL", "AAPL", 1.0, False, None)
-    d = gate.validate(sig(), acct(), decision=dec, size=size(2, 300.0), price=3.0)
-    assert d.approved and d.adjustments["max_shares"] == 1
-    assert d.details["unit_exposure"] == 10_000.0 and d.details["unit_cost"] == 300.0
+    d = gate.validate(sig(), acct(), decision=dec, size=size(6, 300.0), price=3.0)
+    assert d.approved and d.adjustments["max_shares"] == 5
+    assert d.adjustments["capped_by"] == "option_delta_exposure"
+    assert d.details["unit_exposure"] == 300.0 and d.details["unit_cost"] == 300.0
+    assert d.details["unit_delta_exposure"] == 10_000.0 and d.details["option_delta_after"] == 50_000.0
+    # one contract of 0.5 delta on a 1,200 underlying = 60,000 > 50,000: not one fits
+    big = gate.validate(sig(entry=1_200.0), acct(), decision=dec, size=size(1, 300.0), price=3.0)
+    assert code(big) == "option_delta_exposure" and "not one contract fits" in big.reason
     # no size for an option -> invalid
     assert code(gate.validate(sig(), acct(), decision=dec, price=3.0)) == "invalid_signal"
+
+
+def test_option_premium_counts_against_the_single_name_cap(gate):
+    # delta 0.01 -> 200 of delta exposure per contract (cap allows 250); premium 300 per
+    # contract: 15,000 / 300 = 50 contracts under the single-name cap
+    dec = InstrumentDecision("option", "AAPL", "AAPL", 1.0, False, {"delta": 0.01})
+    d = gate.validate(sig(), acct(), decision=dec, size=size(60, 300.0), price=3.0)
+    assert d.approved and d.adjustments["max_shares"] == 50
+    assert d.adjustments["capped_by"] == "single_stock_exposure"
+    assert d.details["underlying_exposure_after"] == 15_000.0
 
 
 # ── 10 sector exposure ──────────────────────────────────────────────────────────────────────
@@ -472,3 +489,259 @@ def test_underlying_exposure_of_options():
     d = RiskGate(ExecutorConfig(), calendar=MarketCalendar()).validate(
         sig("QQQ", "long", entry=500.0), acct(positions=[put]))
     assert code(d) == "conflict"
+
+
+# ── engine clock: now=... ───────────────────────────────────────────────────────────────────
+def secs(n):
+    from datetime import timedelta
+
+    return timedelta(seconds=n)
+
+
+def test_now_none_keeps_signal_time_behaviour(gate):
+    # a signal from an hour ago is judged at its own timestamp without now: approved
+    d = gate.validate(sig(ts=utc(2025, 7, 1, 14, 0)), acct())
+    assert d.approved and "now" not in d.details
+
+
+def test_now_equal_to_signal_time_approved(gate):
+    d = gate.validate(sig(), acct(), now=T_OPEN)
+    assert d.approved
+    assert d.details["now"] == T_OPEN.isoformat() and d.details["signal_age_seconds"] == 0.0
+
+
+def test_stale_signal_boundary(gate):
+    assert gate.validate(sig(), acct(), now=T_OPEN + secs(120)).approved  # exactly the limit
+    d = gate.validate(sig(), acct(), now=T_OPEN + secs(120.5))
+    assert code(d) == "stale_signal"
+    assert "120.5s old" in d.reason and "limit 120s" in d.reason
+
+
+def test_stale_signal_limit_configurable():
+    g = RiskGate(ExecutorConfig(max_signal_age_seconds=30), calendar=MarketCalendar())
+    assert g.validate(sig(), acct(), now=T_OPEN + secs(30)).approved
+    d = g.validate(sig(), acct(), now=T_OPEN + secs(31))
+    assert code(d) == "stale_signal" and "31.0s old" in d.reason and "limit 30s" in d.reason
+
+
+def test_future_signal_boundary(gate):
+    assert gate.validate(sig(), acct(), now=T_OPEN - secs(5)).approved  # within 5 s skew
+    d = gate.validate(sig(), acct(), now=T_OPEN - secs(5.5))
+    assert code(d) == "future_signal"
+    assert "5.5s ahead" in d.reason and "clock skew 5s" in d.reason
+
+
+def test_freshness_checked_after_conviction_before_kill_switch(gate):
+    old = T_OPEN + secs(600)
+    assert code(gate.validate(sig(conviction=10), acct(), now=old)) == "low_conviction"
+    assert code(gate.validate(sig(), acct(), now=old, kill_switch_active=True)) == "stale_signal"
+    assert code(gate.validate(sig(), acct(equity=1_000.0), now=T_OPEN - secs(60))) == "future_signal"
+
+
+@pytest.mark.parametrize("ts,now,tf,expected", [
+    # day trade made at 15:54 ET, 15:55 cut-off
+    (utc(2025, 7, 1, 19, 54), utc(2025, 7, 1, 19, 54, 59), "10m", None),
+    (utc(2025, 7, 1, 19, 54), utc(2025, 7, 1, 19, 55), "10m", "after_cutoff"),
+    (utc(2025, 7, 1, 19, 54), utc(2025, 7, 1, 19, 55, 30), "5m", "after_cutoff"),
+    (utc(2025, 7, 1, 19, 54), utc(2025, 7, 1, 19, 55, 30), "1m", "after_cutoff"),  # scalps too
+    # early close 13:00 ET: cut-off 12:55 ET
+    (utc(2025, 7, 3, 16, 54), utc(2025, 7, 3, 16, 55, 1), "10m", "after_cutoff"),
+    # swing made at 15:59 ET: its cut-off is the close
+    (utc(2025, 7, 1, 19, 59), utc(2025, 7, 1, 19, 59, 59), "1h", None),
+    (utc(2025, 7, 1, 19, 59), utc(2025, 7, 1, 20, 0, 30), "1h", "after_cutoff"),
+    (utc(2025, 7, 3, 16, 59), utc(2025, 7, 3, 17, 0), "1d", "after_cutoff"),  # early close
+    # made in the EOD window: eod_window, not after_cutoff
+    (utc(2025, 7, 1, 19, 55), utc(2025, 7, 1, 19, 55, 10), "10m", "eod_window"),
+    # made outside the session: market_closed, even though the market is open at now
+    (utc(2025, 7, 1, 13, 29), utc(2025, 7, 1, 13, 30, 30), "10m", "market_closed"),
+    (utc(2025, 7, 1, 20, 0), utc(2025, 7, 1, 20, 1), "1h", "market_closed"),
+])
+def test_cutoffs_judged_at_now(gate, ts, now, tf, expected):
+    d = gate.validate(sig(ts=ts, tf=tf), acct(), now=now)
+    assert code(d) == expected, d.reason
+    if expected == "after_cutoff":
+        assert ts.isoformat() in d.reason and now.isoformat() in d.reason
+
+
+def test_after_cutoff_reason_has_the_numbers(gate):
+    d = gate.validate(sig(ts=utc(2025, 7, 1, 19, 54)), acct(), now=utc(2025, 7, 1, 19, 55, 30))
+    assert d.reason == (
+        "after_cutoff: day signal made at 2025-07-01T19:54:00+00:00 (before the EOD close cutoff "
+        "2025-07-01T15:55:00-04:00), but engine time 2025-07-01T19:55:30+00:00 is 30.0s past it")
+
+
+def test_now_before_the_open_is_market_closed(gate):
+    # signal stamped 09:30:03 ET, engine at 09:29:59 (4 s skew, allowed): the market is not open
+    d = gate.validate(sig(ts=utc(2025, 7, 1, 13, 30, 3)), acct(), now=utc(2025, 7, 1, 13, 29, 59))
+    assert code(d) == "market_closed" and "before" in d.reason
+
+
+def test_late_delivery_into_next_session_with_long_age_limit():
+    # age limit 1 day: a swing may still enter in the next session, a day trade may not
+    g = RiskGate(ExecutorConfig(max_signal_age_seconds=86_400), calendar=MarketCalendar())
+    ts, now = utc(2025, 7, 1, 19, 0), utc(2025, 7, 2, 14, 0)
+    assert g.validate(sig(ts=ts, tf="1h"), acct(), now=now).approved
+    assert code(g.validate(sig(ts=ts, tf="10m"), acct(), now=now)) == "after_cutoff"
+    # ... and neither while the market is closed overnight
+    assert code(g.validate(sig(ts=ts, tf="1h"), acct(), now=utc(2025, 7, 2, 3, 0))) == "after_cutoff"
+
+
+def test_now_must_be_aware(gate):
+    with pytest.raises(ValueError, match="now"):
+        gate.validate(sig(), acct(), now=datetime(2025, 7, 1, 15, 0))
+
+
+@pytest.mark.parametrize("field", ["max_signal_age_seconds", "max_signal_clock_skew_seconds"])
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), True, "120"])
+def test_freshness_config_validated(field, value):
+    with pytest.raises(ValueError, match=field):
+        ExecutorConfig(**{field: value})
+
+
+def test_freshness_config_defaults():
+    c = ExecutorConfig()
+    assert (c.max_signal_age_seconds, c.max_signal_clock_skew_seconds) == (120.0, 5.0)
+
+
+def test_new_codes_listed():
+    from strategies.trade_executor import RISK_REASON_CODES
+    import strategies.trade_executor.risk_gate as rg
+
+    for c in ("stale_signal", "future_signal", "after_cutoff"):
+        assert c in RISK_REASON_CODES and c in rg.__doc__
+
+
+# ── adding to a winner (seed check 3 "unless adding to winner") ─────────────────────────────
+def held(ticker="AAPL", direction="long", entry=200.0, stop=150.0, current=260.0, shares=10, **kw):
+    """A position with an explicit initial risk: long 10 AAPL @ 200, stop 150 (R = 50/share)."""
+    kw.setdefault("trade_type", "day")
+    return Position(ticker=ticker, direction=direction, entry_price=entry, current_price=current,
+                    shares=shares, stop_loss=stop, target_price=None, entry_time=utc(2025, 7, 1, 14),
+                    signal_id=kw.pop("signal_id", f"held-{ticker}"), **kw)
+
+
+def test_add_to_winner_allowed_at_1_2R(gate):
+    # +60 on 50 of initial risk = +1.2R. 10 x 260 = 2,600 held; size 10 x 200 fits every cap
+    w = held(current=260.0)
+    assert w.r_multiple() == pytest.approx(1.2)
+    d = gate.validate(sig(), acct(positions=[w]), size=size(10))
+    assert d.approved
+    assert d.adjustments == {"add_to_winner": {
+        "existing_r": 1.2, "min_r": 1.0,
+        "positions": [{"ticker": "AAPL", "signal_id": "held-AAPL", "r_multiple": 1.2}]}}
+    assert d.details["add_to_winner"]["existing_r"] == 1.2
+
+
+def test_add_to_winner_exactly_1R_allowed(gate):
+    assert gate.validate(sig(), acct(positions=[held(current=250.0)]), size=size(10)).approved
+
+
+def test_add_to_winner_rejected_at_0_5R(gate):
+    d = gate.validate(sig(), acct(positions=[held(current=225.0)]), size=size(10))
+    assert code(d) == "duplicate"
+    assert "+0.50R < 1R" in d.reason and "AAPL" in d.reason
+    assert d.details["duplicate_of"]["r_multiple"] == 0.5
+
+
+def test_add_to_winner_rejected_when_losing(gate):
+    d = gate.validate(sig(), acct(positions=[held(current=190.0)]), size=size(10))
+    assert code(d) == "duplicate" and "-0.20R" in d.reason
+
+
+def test_add_to_winner_rejected_while_an_entry_is_pending(gate):
+    pend = PendingOrder("AAPL", "long", 10, 200.0, signal_id="p-AAPL")
+    d = gate.validate(sig(), acct(positions=[held(current=260.0)], pending=[pend]), size=size(10))
+    assert code(d) == "duplicate" and "pending" in d.reason
+    assert d.details["duplicate_of"]["kind"] == "pending"
+
+
+def test_add_to_winner_needs_every_position_to_be_a_winner(gate):
+    # two AAPL positions from two signals: +1.2R and +0.4R -> the weaker one blocks the add
+    a = held(current=260.0, signal_id="a1")
+    b = held(entry=250.0, stop=225.0, current=260.0, signal_id="a2")  # +10 / 25 = +0.4R
+    d = gate.validate(sig(), acct(positions=[a, b]), size=size(5))
+    assert code(d) == "duplicate" and "a2" in d.reason and "+0.40R" in d.reason
+    b.mark(280.0)  # +30 / 25 = +1.2R; a: +80 / 50 = +1.6R
+    a.mark(280.0)
+    d = gate.validate(sig(), acct(positions=[a, b]), size=size(5))
+    assert d.approved and d.adjustments["add_to_winner"]["existing_r"] == 1.2
+
+
+def test_add_is_still_capped_by_exposure(gate):
+    # 10 x 260 = 2,600 held; cap 15,000 -> 12,400 / 200 = 62 of the 75 requested
+    d = gate.validate(sig(), acct(positions=[held(current=260.0)]), size=size(75))
+    assert d.approved
+    assert d.adjustments["max_shares"] == 62 and d.adjustments["capped_by"] == "single_stock_exposure"
+    assert d.adjustments["add_to_winner"]["existing_r"] == 1.2
+    # already at the cap: the add is rejected by the cap, not waved through
+    big = held(current=250.0, shares=60)  # 15,000 exposure, +1.0R
+    assert code(gate.validate(sig(), acct(positions=[big]), size=size(10))) == "single_stock_exposure"
+
+
+def test_add_still_counts_against_max_positions_and_buying_power(gate):
+    d = gate.validate(sig(), acct(positions=others(9) + [held(current=260.0)]), size=size(10))
+    assert code(d) == "max_positions"
+    d = gate.validate(sig(), acct(positions=[held(current=260.0)], bp=100.0), size=size(10))
+    assert code(d) == "buying_power"
+
+
+def test_add_to_winner_uses_the_initial_stop(gate):
+    # the stop was trailed to break-even after entry: R is still measured on the initial 50
+    w = held(current=260.0)
+    w.stop_loss = 200.0
+    assert w.initial_stop_loss == 150.0 and w.r_multiple() == pytest.approx(1.2)
+    assert gate.validate(sig(), acct(positions=[w]), size=size(10)).approved
+
+
+def test_add_to_winner_short_side(gate):
+    # short AAPL @ 200, stop 250 (R = 50), now 140: +1.2R; a new short signal may add
+    w = held(direction="short", entry=200.0, stop=250.0, current=140.0)
+    assert w.r_multiple() == pytest.approx(1.2)
+    assert gate.validate(sig(direction="short"), acct(positions=[w]), size=size(10)).approved
+
+
+def test_add_to_winner_via_leveraged_etf(gate):
+    # long TQQQ @ 80, stop 72 (R = 8), now 90: +1.25R; a long QQQ day signal routed to TQQQ adds.
+    # held exposure 3 x 90 x 50 = 13,500; cap 15,000 -> room 1,500 / (3 x 90) = 5 shares
+    tq = held("TQQQ", entry=80.0, stop=72.0, current=90.0, shares=50, underlying="QQQ",
+              leverage=3.0, instrument_type="leveraged_etf")
+    s = sig("QQQ", entry=500.0)
+    dec = InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(s)
+    d = gate.validate(s, acct(positions=[tq]), decision=dec, size=size(20, 90.0), price=90.0)
+    assert d.approved and d.adjustments["max_shares"] == 5
+    assert d.adjustments["add_to_winner"]["existing_r"] == 1.25
+
+
+def test_add_to_winner_not_for_same_fund_of_another_underlying(gate):
+    # TECL held (+2R) for an MSFT signal; a long AAPL signal routed to TECL is still a duplicate
+    tecl = held("TECL", entry=90.0, stop=80.0, current=110.0, shares=20, underlying="MSFT",
+                leverage=3.0, instrument_type="leveraged_etf")
+    dec = InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(sig("AAPL"))
+    d = gate.validate(sig("AAPL"), acct(positions=[tecl]), decision=dec, price=110.0)
+    assert code(d) == "duplicate" and "held for MSFT" in d.reason
+
+
+def test_add_to_winner_not_for_options(gate):
+    # an option position's stop is a level of the underlying: its R cannot be measured
+    call = held("AAPL250701C00200000", entry=3.0, stop=150.0, current=9.0, shares=2,
+                underlying="AAPL", instrument_type="option", delta=0.6, underlying_price=260.0,
+                multiplier=100.0)
+    assert call.r_multiple() is None
+    d = gate.validate(sig(), acct(positions=[call]), size=size(10))
+    assert code(d) == "duplicate" and "cannot be measured" in d.reason
+
+
+def test_add_to_winner_threshold_configurable():
+    w = held(current=260.0)  # +1.2R
+    g2 = RiskGate(ExecutorConfig(add_to_winner_min_r=2.0), calendar=MarketCalendar())
+    d = g2.validate(sig(), acct(positions=[w]), size=size(10))
+    assert code(d) == "duplicate" and "< 2R" in d.reason
+    off = RiskGate(ExecutorConfig(add_to_winner_min_r=float("inf")), calendar=MarketCalendar())
+    assert code(off.validate(sig(), acct(positions=[held(current=1_000.0)]), size=size(1))) == "duplicate"
+    for bad in (0, -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="add_to_winner_min_r"):
+            ExecutorConfig(add_to_winner_min_r=bad)
+
+
+def test_non_add_approvals_keep_adjustments_none(gate):
+    assert gate.validate(sig(), acct(positions=[pos("XOM", "long", 100.0, 10)])).adjustments is None

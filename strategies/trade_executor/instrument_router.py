@@ -2,11 +2,20 @@
 
 Mode table (trade type from the signal's timeframe: 1m scalp, 5m/10m day, 1h/1d swing):
 
-    mode            scalp           day             swing
-    OPTIONS         option          stock           stock
-    LEVERAGED_ETF   leveraged_etf   leveraged_etf   leveraged_etf
-    BOTH            option          leveraged_etf   stock
-    STOCK           stock           stock           stock
+    mode            scalp           day                          swing
+    OPTIONS         option          stock                        stock
+    LEVERAGED_ETF   leveraged_etf   leveraged_etf                leveraged_etf
+    BOTH            option          3x ETF or stock (conviction) stock
+    STOCK           stock           stock                        stock
+
+BOTH mode, day trades (seed: "Both: 3x ETF or stock (conviction-based)"): conviction >=
+``both_mode_etf_min_conviction`` (``ExecutorConfig.both_mode_etf_min_conviction``, default 75 —
+the seed's "high conviction") routes to the leveraged ETF chosen as below for a day trade (the 3x
+fund when the catalog has one and ``prefer_3x_for_day_trades``; a sector whose only fund is 2x,
+e.g. energy/ERX, gets that fund); when no fund is routable for the signal (unknown ticker, no inverse fund, liquidity floor)
+it falls back to the stock, tradeable, with the reason saying why. Medium conviction (50-74, i.e.
+below the threshold) routes to the stock. ``MODE_TABLE`` lists BOTH/day as ``leveraged_etf``: the
+high-conviction choice.
 
 Options decisions only name the signal ticker: choosing the contract is the options scalper's job.
 
@@ -41,7 +50,9 @@ from strategies.trade_executor.etf_catalog import (
     sector_of,
 )
 from strategies.trade_executor.models import (
+    HIGH_CONVICTION,
     ETFSelection,
+    ExecutorConfig,
     InstrumentDecision,
     InstrumentMode,
     TradeSignal,
@@ -76,8 +87,15 @@ class InstrumentRouter:
         prefer_3x_for_day_trades: bool = True,
         *,
         sector_mapping: bool = True,
+        both_mode_etf_min_conviction: int = HIGH_CONVICTION,
     ) -> None:
-        """``sector_mapping=False`` (config ``etf_sector_mapping``) maps only index tickers."""
+        """``sector_mapping=False`` (config ``etf_sector_mapping``) maps only index tickers.
+        ``both_mode_etf_min_conviction`` (config of the same name, default 75): in BOTH mode a day
+        trade goes to the leveraged ETF at or above it, to the stock below it."""
+        v = both_mode_etf_min_conviction
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 100:
+            raise ValueError(f"both_mode_etf_min_conviction must be an integer 0-100, got {v!r}")
+        self.both_mode_etf_min_conviction = v
         try:
             self.mode = InstrumentMode(mode)
         except ValueError:
@@ -89,13 +107,59 @@ class InstrumentRouter:
         self.prefer_3x_for_day_trades = bool(prefer_3x_for_day_trades)
         self.sector_mapping = bool(sector_mapping)
 
+    @classmethod
+    def from_config(cls, config: ExecutorConfig,
+                    etf_catalog: dict[str, dict[str, Any]] = LEVERAGED_ETF_CATALOG) -> InstrumentRouter:
+        """A router with every routing setting taken from ``config`` (instrument_mode,
+        min_etf_daily_volume, prefer_3x_for_day_trades, etf_sector_mapping,
+        both_mode_etf_min_conviction)."""
+        return cls(
+            config.instrument_mode, etf_catalog=etf_catalog,
+            min_etf_daily_volume=config.min_etf_daily_volume,
+            prefer_3x_for_day_trades=config.prefer_3x_for_day_trades,
+            sector_mapping=config.etf_sector_mapping,
+            both_mode_etf_min_conviction=config.both_mode_etf_min_conviction,
+        )
+
     # ── routing ──────────────────────────────────────────────────────────────────────────────
+    def _both_day_by_conviction(self, signal: TradeSignal) -> bool:
+        return self.mode is InstrumentMode.BOTH and signal.trade_type == "day"
+
     def instrument_type_for(self, signal: TradeSignal) -> str:
+        """The instrument type the mode asks for (before the BOTH-mode stock fallback when no
+        leveraged ETF is routable)."""
+        if self._both_day_by_conviction(signal) \
+                and signal.conviction < self.both_mode_etf_min_conviction:
+            return "stock"
         return MODE_TABLE[self.mode][signal.trade_type]
 
     def route(self, signal: TradeSignal) -> InstrumentDecision:
         kind = self.instrument_type_for(signal)
         tt = signal.trade_type
+        if self._both_day_by_conviction(signal):
+            high = signal.conviction >= self.both_mode_etf_min_conviction
+            if not high:
+                return InstrumentDecision(
+                    instrument_type="stock", ticker=signal.ticker,
+                    original_signal_ticker=signal.ticker, leverage=1.0, is_inverse=False,
+                    etf_metadata=None, tradeable=True,
+                    reason=f"stock: both mode trades {tt} signals with conviction "
+                           f"{signal.conviction} < {self.both_mode_etf_min_conviction} in "
+                           f"{signal.ticker}",
+                )
+            pick, why = self._pick(signal)
+            if pick is None:
+                return InstrumentDecision(
+                    instrument_type="stock", ticker=signal.ticker,
+                    original_signal_ticker=signal.ticker, leverage=1.0, is_inverse=False,
+                    etf_metadata=None, tradeable=True,
+                    reason=f"stock: both mode, conviction {signal.conviction} >= "
+                           f"{self.both_mode_etf_min_conviction} but no leveraged ETF fits "
+                           f"({why}); trading {signal.ticker}",
+                )
+            return self._etf_decision(
+                signal, pick, note=f" (both mode: conviction {signal.conviction} >= "
+                                   f"{self.both_mode_etf_min_conviction})")
         if kind == "option":
             return InstrumentDecision(
                 instrument_type="option", ticker=signal.ticker,
@@ -118,6 +182,10 @@ class InstrumentRouter:
                 original_signal_ticker=signal.ticker, leverage=1.0, is_inverse=False,
                 etf_metadata=None, tradeable=False, reason=f"no_instrument: {why}",
             )
+        return self._etf_decision(signal, pick)
+
+    def _etf_decision(self, signal: TradeSignal, pick: _Pick, note: str = "") -> InstrumentDecision:
+        tt = signal.trade_type
         sel = pick.selection
         meta = dict(pick.entry)
         meta.update(catalog_key=pick.key, sector=pick.sector, selected_ticker=sel.ticker,
@@ -128,7 +196,7 @@ class InstrumentRouter:
             original_signal_ticker=signal.ticker, leverage=pick.signed_leverage,
             is_inverse=sel.is_inverse, etf_metadata=meta, tradeable=True,
             reason=f"leveraged_etf: {signal.ticker} -> {pick.sector} -> {sel.ticker} "
-                   f"({pick.signed_leverage:+g}x {side}) for a {signal.direction} {tt} signal",
+                   f"({pick.signed_leverage:+g}x {side}) for a {signal.direction} {tt} signal{note}",
         )
 
     def select_etf(self, signal: TradeSignal) -> ETFSelection | None:

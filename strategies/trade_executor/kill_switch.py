@@ -7,9 +7,14 @@ Triggers, evaluated by ``check(account)`` in this order (reason codes first in t
     broker_disconnected  account.as_of - account.last_broker_contact > api_timeout_seconds
                          (skipped when either time is unknown)
     min_equity           account.equity < min_account_equity
-    consecutive_losses   the last consecutive_loss_threshold entries of
-                         account.recent_trade_pnl_pcts (fractions, oldest first) are all
-                         < -consecutive_loss_pct
+    consecutive_losses   each of the last consecutive_loss_threshold (3) closed trades lost MORE
+                         than consecutive_loss_pct (3 %) of the account equity at the time of the
+                         trade: the last N entries of account.recent_trade_losses_vs_equity
+                         (oldest first; each ``trade_loss_vs_equity(pnl, equity_before)``, 0.0 for
+                         a winner) are all > consecutive_loss_pct. A winner or a small loss in
+                         between resets the count. (account.recent_trade_pnl_pcts — pnl over the
+                         position's cost — is informational and not read here: a full stop-out
+                         risks ~5 % of equity but only a few % of the position's cost.)
 
 Once active it stays active (``check`` keeps returning True) until ``deactivate()``; activating an
 active switch keeps the first reason and time (what tripped it first). Pure: the activation time
@@ -18,6 +23,7 @@ is the ``now`` given to ``activate`` or the account snapshot's ``as_of`` — nev
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +32,24 @@ from strategies.trade_executor.models import AccountState, ExecutorConfig
 KILL_SWITCH_CODES: tuple[str, ...] = (
     "daily_loss_limit", "manual", "broker_disconnected", "min_equity", "consecutive_losses",
 )
+
+
+def trade_loss_vs_equity(pnl: float, equity_before: float) -> float:
+    """A closed trade's loss as a fraction of the account equity before its P&L, for
+    ``AccountState.recent_trade_losses_vs_equity``: ``max(0, -pnl) / equity_before``.
+
+    ``pnl``: the round trip's net P&L in account currency (fees included; negative = loss).
+    ``equity_before``: the account equity at the time of the trade, before this P&L (equity at
+    the entry, or equity just after the close minus ``pnl``).
+    Examples: (-3_500, 100_000) -> 0.035; (-2_500, 100_000) -> 0.025; (+1_200, 100_000) -> 0.0.
+    Raises ValueError for a non-finite pnl or a non-finite / non-positive equity_before.
+    """
+    for name, v in (("pnl", pnl), ("equity_before", equity_before)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {v!r}")
+    if equity_before <= 0:
+        raise ValueError(f"equity_before must be > 0, got {equity_before!r}")
+    return max(0.0, -float(pnl)) / float(equity_before)
 
 
 class KillSwitch:
@@ -102,12 +126,12 @@ class KillSwitch:
                 f"min_equity: equity {account.equity:,.2f} < minimum {cfg.min_account_equity:,.2f}"
             )
         n = cfg.consecutive_loss_threshold
-        recent = list(account.recent_trade_pnl_pcts)[-n:]
-        if len(recent) >= n and all(p < -cfg.consecutive_loss_pct for p in recent):
+        recent = list(account.recent_trade_losses_vs_equity)[-n:]
+        if len(recent) >= n and all(p > cfg.consecutive_loss_pct for p in recent):
             pcts = ", ".join(f"{p:.2%}" for p in recent)
             out.append(
-                f"consecutive_losses: last {n} trades all lost more than "
-                f"{cfg.consecutive_loss_pct:.1%} ({pcts})"
+                f"consecutive_losses: last {n} trades each lost more than "
+                f"{cfg.consecutive_loss_pct:.1%} of equity (losses {pcts} of equity)"
             )
         return out
 
@@ -123,4 +147,4 @@ class KillSwitch:
         return False
 
 
-__all__ = ["KILL_SWITCH_CODES", "KillSwitch"]
+__all__ = ["KILL_SWITCH_CODES", "KillSwitch", "trade_loss_vs_equity"]

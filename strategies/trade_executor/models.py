@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Literal
@@ -32,7 +33,9 @@ MEDIUM_CONVICTION = 50
 class InstrumentMode(str, Enum):
     OPTIONS = "options"  # scalps -> 0DTE/1DTE options, day/swing -> stock
     LEVERAGED_ETF = "leveraged_etf"  # everything -> leveraged ETFs
-    BOTH = "both"  # scalps -> options, day -> leveraged ETF, swing -> stock
+    # scalps -> options; day -> 3x leveraged ETF when conviction >= both_mode_etf_min_conviction
+    # (and a fund is routable), else the stock; swing -> stock
+    BOTH = "both"
     STOCK = "stock"  # baseline: trade the signal ticker itself
 
 
@@ -92,8 +95,39 @@ class CloudState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CloudState:
-        return cls(**d)
+    def from_dict(cls, d: Any, *, field_name: str = "cloud_state") -> CloudState:
+        """Strict inverse of ``to_dict``: ValueError naming ``field_name.<key>`` for a record that
+        is not a mapping, lacks a key, or holds a value of the wrong type (numbers must be finite;
+        flags must be JSON booleans). Unknown extra keys are ignored (forward compatibility)."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"{field_name}: must be a mapping of cloud fields, "
+                             f"got {type(d).__name__}")
+        missing = [k for k in _CLOUD_FIELDS if k not in d]
+        if missing:
+            raise ValueError(f"{field_name}: missing key(s) {', '.join(missing)}")
+        name = d["name"]
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{field_name}.name: must be a non-empty string, got {name!r}")
+        values: dict[str, Any] = {"name": name}
+        for key in ("short_ema", "long_ema", "thickness"):
+            v = d[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{field_name}.{key}: must be a finite number, got {v!r}")
+            values[key] = float(v)
+        if values["thickness"] < 0:
+            raise ValueError(f"{field_name}.thickness: must be >= 0, got {values['thickness']!r}")
+        for key in ("is_bullish", "price_above", "price_inside", "price_below"):
+            v = d[key]
+            if not isinstance(v, bool):
+                raise ValueError(f"{field_name}.{key}: must be a boolean, got {v!r}")
+            values[key] = v
+        return cls(**values)
+
+
+_CLOUD_FIELDS: tuple[str, ...] = (
+    "name", "short_ema", "long_ema", "is_bullish", "thickness",
+    "price_above", "price_inside", "price_below",
+)
 
 
 @dataclass(frozen=True)
@@ -120,7 +154,7 @@ class TradeSignal:
         set_ = object.__setattr__
         try:
             set_(self, "signal_type", SignalType(self.signal_type))
-        except ValueError:
+        except (ValueError, TypeError):
             raise ValueError(f"signal_type: unknown signal type {self.signal_type!r}") from None
         if self.direction not in ("long", "short"):
             raise ValueError(f"direction must be 'long' or 'short', got {self.direction!r}")
@@ -168,6 +202,10 @@ class TradeSignal:
             set_(self, "metadata", {})
         if not isinstance(self.metadata, dict):
             raise ValueError(f"metadata must be a dict, got {type(self.metadata).__name__}")
+        if self.signal_id is None:
+            set_(self, "signal_id", "")
+        if not isinstance(self.signal_id, str):
+            raise ValueError(f"signal_id must be a string, got {self.signal_id!r}")
         if not self.signal_id:
             set_(
                 self,
@@ -208,8 +246,13 @@ class TradeSignal:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TradeSignal:
-        """Inverse of to_dict; raises ValueError naming the missing or bad field."""
+    def from_dict(cls, d: Any) -> TradeSignal:
+        """Inverse of to_dict; raises ValueError (never TypeError/KeyError/AttributeError) naming
+        the missing or bad field: a record that is not a mapping, a missing required key, metadata
+        that is not a mapping, cloud_states that is not a list of well-formed cloud records, an
+        unparsable or naive timestamp, and every check of the constructor."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"signal record: must be a mapping (JSON object), got {type(d).__name__}")
         required = (
             "signal_type",
             "direction",
@@ -229,20 +272,43 @@ class TradeSignal:
                 ts = datetime.fromisoformat(ts)
             except ValueError:
                 raise ValueError(f"timestamp: not an ISO-8601 time: {ts!r}") from None
-        return cls(
-            signal_type=d["signal_type"],
-            direction=d["direction"],
-            ticker=d["ticker"],
-            timeframe=d["timeframe"],
-            conviction=d["conviction"],
-            entry_price=d["entry_price"],
-            stop_loss=d["stop_loss"],
-            target_price=d.get("target_price"),
-            cloud_states=[CloudState.from_dict(c) for c in d.get("cloud_states") or []],
-            timestamp=ts,
-            metadata=dict(d.get("metadata") or {}),
-            signal_id=d.get("signal_id") or "",
-        )
+        elif not isinstance(ts, datetime):
+            raise ValueError(f"timestamp: must be an ISO-8601 string, got {type(ts).__name__} {ts!r}")
+        raw_clouds = d.get("cloud_states")
+        if raw_clouds is None:
+            raw_clouds = []
+        if not isinstance(raw_clouds, (list, tuple)):
+            raise ValueError(f"cloud_states: must be a list of cloud states, "
+                             f"got {type(raw_clouds).__name__}")
+        clouds = [
+            c if isinstance(c, CloudState) else CloudState.from_dict(c, field_name=f"cloud_states[{i}]")
+            for i, c in enumerate(raw_clouds)
+        ]
+        metadata = d.get("metadata")
+        if metadata is None:
+            metadata = {}
+        if not isinstance(metadata, Mapping):
+            raise ValueError(f"metadata: must be a mapping (JSON object), got {type(metadata).__name__}")
+        signal_id = d.get("signal_id")
+        if signal_id is not None and not isinstance(signal_id, str):
+            raise ValueError(f"signal_id: must be a string, got {signal_id!r}")
+        try:
+            return cls(
+                signal_type=d["signal_type"],
+                direction=d["direction"],
+                ticker=d["ticker"],
+                timeframe=d["timeframe"],
+                conviction=d["conviction"],
+                entry_price=d["entry_price"],
+                stop_loss=d["stop_loss"],
+                target_price=d.get("target_price"),
+                cloud_states=clouds,
+                timestamp=ts,
+                metadata=dict(metadata),
+                signal_id=signal_id or "",
+            )
+        except OverflowError as e:  # e.g. year 1 with a positive UTC offset
+            raise ValueError(f"timestamp: out of range: {e}") from None
 
 
 @dataclass
@@ -267,6 +333,9 @@ class Position:
     multiplier: float = 1.0  # 100 for equity options
     delta: float | None = None  # options: per-contract delta (signed)
     underlying_price: float | None = None  # price of `underlying` (for exposure)
+    # the stop when the position was opened (its initial risk, for "add to a winner"); defaults to
+    # stop_loss at construction, so a later trailed stop_loss does not change it
+    initial_stop_loss: float | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in ("long", "short"):
@@ -277,8 +346,32 @@ class Position:
         self._check_mark(self.current_price)
         if self.underlying is None:
             self.underlying = self.ticker
+        if self.initial_stop_loss is None:
+            self.initial_stop_loss = self.stop_loss
         if self.unrealized_pnl is None:
             self.unrealized_pnl = self.compute_unrealized_pnl()
+
+    @property
+    def initial_risk_per_share(self) -> float | None:
+        """|entry_price - initial_stop_loss| per share/unit in the position's own prices; None when
+        it cannot be measured: options (their stop is a level of the underlying, their entry a
+        premium), a missing/non-finite stop, or a stop not on the losing side of the entry."""
+        if self.instrument_type == "option":
+            return None
+        stop = self.initial_stop_loss
+        if isinstance(stop, bool) or not isinstance(stop, (int, float)) or not math.isfinite(stop):
+            return None
+        risk = (self.entry_price - float(stop)) * self.sign
+        return risk if risk > 0 else None
+
+    def r_multiple(self) -> float | None:
+        """Unrealized profit per share in units of the initial risk:
+        ``sign x (current_price - entry_price) / |entry_price - initial_stop_loss|`` (+1.0 = one R
+        in profit, -1.0 = at the initial stop). None when the initial risk cannot be measured."""
+        risk = self.initial_risk_per_share
+        if risk is None:
+            return None
+        return (self.current_price - self.entry_price) * self.sign / risk
 
     @property
     def sign(self) -> int:
@@ -334,8 +427,14 @@ class AccountState:
     is_pdt_compliant: bool = True  # informational only; nothing depends on it (domain-facts §5)
     starting_equity: float | None = None  # equity at the session start; defaults to equity
     pending_orders: list[PendingOrder] = field(default_factory=list)
-    # pnl % of the most recent closed trades, oldest first (kill switch trigger 5)
+    # Return of the most recent closed trades on their position cost (pnl / cost), oldest first.
+    # Informational only: the kill switch does NOT read it (see recent_trade_losses_vs_equity).
     recent_trade_pnl_pcts: list[float] = field(default_factory=list)
+    # Kill switch trigger 5 ("consecutive_losses"): for each of the most recent closed trades,
+    # oldest first, its loss as a fraction of the account equity before the trade's P&L —
+    # ``kill_switch.trade_loss_vs_equity(pnl, equity_before)``: 0.035 = lost 3.5 % of equity,
+    # 0.0 for a winner or a flat trade (never negative).
+    recent_trade_losses_vs_equity: list[float] = field(default_factory=list)
     as_of: datetime | None = None  # when this snapshot was taken (engine time)
     last_broker_contact: datetime | None = None  # kill switch trigger 3
 
@@ -346,6 +445,19 @@ class AccountState:
                 raise ValueError(f"{name} must be a number, got {v!r}")
         if self.starting_equity is None:
             self.starting_equity = self.equity
+        losses = self.recent_trade_losses_vs_equity
+        if losses is None:
+            losses = []
+        if isinstance(losses, (str, bytes)) or not hasattr(losses, "__iter__"):
+            raise ValueError(f"recent_trade_losses_vs_equity must be a list of fractions, got {losses!r}")
+        losses = list(losses)
+        for v in losses:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v < 0:
+                raise ValueError(
+                    f"recent_trade_losses_vs_equity: each entry must be a loss fraction >= 0 "
+                    f"(0.0 for a winner), got {v!r}"
+                )
+        self.recent_trade_losses_vs_equity = losses
 
 
 @dataclass
@@ -360,6 +472,10 @@ class ExecutorConfig:
     max_single_stock_exposure: float = 0.15
     max_sector_exposure: float = 0.30
     min_account_equity: float = 25_000.0
+    # Options (not in the seed): an option counts against the single-stock and sector caps by
+    # its premium (the capital at risk); its delta-equivalent exposure in the underlying
+    # (|delta| x 100 x price per contract, all options on that underlying) has its own cap.
+    max_option_delta_exposure: float = 0.50
 
     # Execution
     primary_broker: str = "alpaca"
@@ -399,6 +515,20 @@ class ExecutorConfig:
     # submissions per minute for every strategy in the node (Nautilus RiskEngine submit throttle).
     max_daily_trades: int = 40
     max_orders_per_minute: int = 30
+    # Signal freshness on the engine clock (RiskGate.validate(..., now=...)): a signal older than
+    # max_signal_age_seconds is "stale_signal"; one stamped more than max_signal_clock_skew_seconds
+    # after now is "future_signal".
+    max_signal_age_seconds: float = 120.0
+    max_signal_clock_skew_seconds: float = 5.0
+    # BOTH mode, day trades (5m/10m): conviction >= this -> the (3x) leveraged ETF when one is
+    # routable, else the stock; below it -> the stock (seed: "Both: 3x ETF or stock
+    # (conviction-based)").
+    both_mode_etf_min_conviction: int = 75
+    # Seed risk check 3 "unless adding to winner": a same-direction entry on an underlying already
+    # held passes the duplicate check when every open position there is at least this many R
+    # (initial risks |entry - stop|) in profit and no same-direction entry is pending.
+    # float("inf") disables adding.
+    add_to_winner_min_r: float = 1.0
 
     def __post_init__(self) -> None:
         try:
@@ -413,6 +543,7 @@ class ExecutorConfig:
             "daily_loss_limit",
             "max_single_stock_exposure",
             "max_sector_exposure",
+            "max_option_delta_exposure",
             "scale_in_initial_pct",
             "consecutive_loss_pct",
         )
@@ -437,6 +568,17 @@ class ExecutorConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("max_signal_age_seconds", "max_signal_clock_skew_seconds"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                    or v <= 0:
+                raise ValueError(f"{name} must be a finite number of seconds > 0, got {v!r}")
+        v = self.both_mode_etf_min_conviction
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 100:
+            raise ValueError(f"both_mode_etf_min_conviction must be an integer 0-100, got {v!r}")
+        v = self.add_to_winner_min_r
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v <= 0:
+            raise ValueError(f"add_to_winner_min_r must be > 0 (inf disables adds), got {v!r}")
         if self.min_account_equity < 0:
             raise ValueError(
                 f"min_account_equity must be >= 0, got {self.min_account_equity!r}"
@@ -487,8 +629,12 @@ RISK_REASON_CODES = (
     "conflict",
     "single_stock_exposure",
     "sector_exposure",
+    "option_delta_exposure",
     "market_closed",
     "eod_window",
+    "after_cutoff",
+    "stale_signal",
+    "future_signal",
     "min_equity",
     "buying_power",
     "invalid_signal",
