@@ -1,55 +1,380 @@
-"""US-equity fee model for backtests: commission-free broker plus the regulatory fees that remain.
+"""Regulatory and broker fees as they are in force on the trade date: one schedule, one formula,
+used identically by the backtest (``USEquityFeeModel``), the Alpaca live adapter
+(``adapters/alpaca/execution.py``) and the options core (``options_pricing.option_fees``).
 
-Alpaca (and IBKR Lite) charge no commission on US equities, but sells still pay the SEC fee
-(Section 31: $27.80 per $1M of proceeds, rate effective 2024-05-22) and FINRA's Trading Activity
-Fee ($0.000166 per share sold, capped at $8.30 per trade). Reporting zero fees overstates results,
-so the backtest charges these. Rates are configuration, not constants baked into logic.
+Where it lives (decision). The schedule and the fee functions are pure (standard library only:
+``datetime``, ``decimal``, ``zoneinfo``) and live here, in ``strategies/fees.py``, not in
+``adapters/alpaca/fees.py``: the options core (``strategies.trade_executor``) must not import
+NautilusTrader and importing anything under ``adapters.alpaca`` runs that package's ``__init__``
+(Nautilus configs); the adapter, in turn, imports only this one dependency-free module, not the
+application (``strategies/__init__.py`` is empty). The Nautilus ``FeeModel`` subclass for
+backtests is kept here under its old name ``USEquityFeeModel`` but is built on first access
+(module ``__getattr__``), so ``import strategies.fees`` never loads Nautilus.
+
+Dated rates (``domain-facts.md`` §3 and §8, with the primary sources cited there):
+
+* SEC Section 31 fee on sale proceeds of equities and options: $27.80 per $1M (effective
+  2024-05-22) until 2025-05-13; $0.00 from 2025-05-14 (FINRA information notice of 2025-04-24 /
+  SEC fee-rate advisory for the FY2025 mid-year adjustment); $20.60 per $1M from 2026-04-04 (SEC
+  fee-rate advisory 2026-2).
+* FINRA Trading Activity Fee on equity sales: $0.000166 per share, at most $8.30 per trade,
+  through 2025-12-31; $0.000195 per share, at most $9.79, from 2026-01-01 (SR-FINRA-2024-019,
+  which schedules further increases for 2027–2029: add them here when they are confirmed).
+* Option pass-throughs charged by Alpaca (its own commission is $0), per contract: Options
+  Regulatory Fee (ORF) $0.02685 on buys and sells; OCC clearing $0.02 on buys and sells, at most
+  $55 per trade (OCC's cap); FINRA options TAF $0.00279 on sales; plus the SEC fee on the sale
+  proceeds ``contracts × premium × 100``. Only one rate of each is known (as published by Alpaca
+  in 2025–26); it is used for every date. CAT (Consolidated Audit Trail) fees are passed through
+  too but no clear per-contract rate is documented in the facts: **not modelled**.
+* IBKR options commission: $0.65 per contract ($0.50 for premiums $0.05–$0.10, $0.25 below
+  $0.05; no premium given counts as ≥ $0.10), at least $1.00 per order, plus the same
+  regulatory pass-throughs.
+
+Dates before the first entry (2024-05-22) use the first entry's rates (earlier rates are not
+modelled). Every fee is computed in ``Decimal``, summed per fill and rounded half-up to the cent,
+so the backtest and the adapter produce the same cents for the same fill.
+
+Trade date. The fee schedule is keyed by the *New York* calendar date of the fill time
+(``trade_date_of``: epoch nanoseconds, a timezone-aware ``datetime`` or a ``date``). The new
+functions (``equity_fees``, ``option_fees_alpaca``, ``option_fees_ibkr``, ``fill_fees``) require
+it. The legacy wrappers (``regulatory_fees``, ``options_pricing.option_fees``) accept an
+optional ``trade_date``; when it is omitted they use the **latest entry of the schedule**
+(``FEE_SCHEDULE.latest``) for backward compatibility, never "today" (the wall clock is not an
+input of this module).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from nautilus_trader.backtest.models import FeeModel
-from nautilus_trader.model.enums import InstrumentClass, OrderSide
-from nautilus_trader.model.objects import Money
+NY = ZoneInfo("America/New_York")
+CENT = Decimal("0.01")
+MILLION = Decimal(1_000_000)
+OPTION_MULTIPLIER = Decimal(100)
 
-SEC_FEE_RATE = 27.80 / 1_000_000  # of sell proceeds
-FINRA_TAF_PER_SHARE = 0.000166
-FINRA_TAF_CAP = 8.30
+__all__ = [
+    "FEE_SCHEDULE",
+    "FINRA_TAF_CAP",
+    "FINRA_TAF_PER_SHARE",
+    "SEC_FEE_RATE",
+    "FeeRates",
+    "FeeSchedule",
+    "equity_fees",
+    "fill_fees",
+    "ibkr_option_commission",
+    "option_fees_alpaca",
+    "option_fees_ibkr",
+    "option_regulatory_fees",
+    "regulatory_fees",
+    "trade_date_of",
+]  # + USEquityFeeModel, built on first access (module __getattr__), left out of * so it never loads Nautilus
 
 
-def regulatory_fees(side: str, qty: float, price: float, *, sec_rate: float = SEC_FEE_RATE,
-                    taf_per_share: float = FINRA_TAF_PER_SHARE, taf_cap: float = FINRA_TAF_CAP,
-                    commission_per_share: float = 0.0, multiplier: float = 1.0) -> float:
-    """Fees in USD for one fill, rounded to the cent (half up). Buys pay only commission. The
-    SEC fee is on the proceeds (``qty × price × multiplier``), the TAF per unit sold. Computed in
-    Decimal so that the backtest fee model and the Alpaca adapter give the same cents."""
-    q, px, m = Decimal(str(qty)), Decimal(str(price)), Decimal(str(multiplier))
-    fee = Decimal(str(commission_per_share)) * q
+# -- the schedule ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeeRates:
+    """All rates in force from ``effective`` (inclusive) until the next entry of the schedule."""
+
+    effective: date
+    sec_per_million: Decimal          # SEC Section 31, USD per $1M of sale proceeds
+    taf_per_share: Decimal            # FINRA TAF, equity shares sold
+    taf_cap: Decimal                  # FINRA TAF, maximum per trade (equities)
+    orf_per_contract: Decimal         # Options Regulatory Fee, buys and sells
+    occ_per_contract: Decimal         # OCC clearing fee, buys and sells
+    occ_cap: Decimal                  # OCC clearing fee, maximum per trade
+    options_taf_per_contract: Decimal  # FINRA TAF on option contracts sold
+    source: str = ""
+
+    @property
+    def sec_rate(self) -> Decimal:
+        """SEC fee as a fraction of proceeds."""
+        return self.sec_per_million / MILLION
+
+
+class FeeSchedule:
+    """Dated fee rates; ``rates_on(d)`` gives the entry in force on trade date ``d`` (the last
+    entry whose ``effective`` date is ≤ ``d``; the first entry for earlier dates)."""
+
+    def __init__(self, entries: Iterable[FeeRates]) -> None:
+        self.entries: tuple[FeeRates, ...] = tuple(sorted(entries, key=lambda e: e.effective))
+        if not self.entries:
+            raise ValueError("FeeSchedule needs at least one entry")
+        if len({e.effective for e in self.entries}) != len(self.entries):
+            raise ValueError("FeeSchedule entries must have distinct effective dates")
+
+    def rates_on(self, trade_date: date | datetime | int) -> FeeRates:
+        d = trade_date_of(trade_date)
+        chosen = self.entries[0]
+        for e in self.entries:
+            if e.effective <= d:
+                chosen = e
+            else:
+                break
+        return chosen
+
+    @property
+    def latest(self) -> FeeRates:
+        return self.entries[-1]
+
+    def __repr__(self) -> str:
+        return f"FeeSchedule({[e.effective.isoformat() for e in self.entries]})"
+
+
+def _build_schedule() -> FeeSchedule:
+    base = FeeRates(
+        effective=date(2024, 5, 22),
+        sec_per_million=Decimal("27.80"),
+        taf_per_share=Decimal("0.000166"),
+        taf_cap=Decimal("8.30"),
+        orf_per_contract=Decimal("0.02685"),
+        occ_per_contract=Decimal("0.02"),
+        occ_cap=Decimal("55"),
+        options_taf_per_contract=Decimal("0.00279"),
+        source="SEC Section 31 $27.80/$1M (FY2024 rate, effective 2024-05-22); FINRA TAF "
+               "$0.000166/share, cap $8.30; Alpaca option pass-throughs (ORF, OCC, options TAF)",
+    )
+    changes: list[tuple[date, dict[str, Any], str]] = [
+        (date(2025, 5, 14), {"sec_per_million": Decimal("0.00")},
+         "SEC Section 31 $0.00 (FINRA information notice 2025-04-24; SEC FY2025 mid-year advisory)"),
+        (date(2026, 1, 1), {"taf_per_share": Decimal("0.000195"), "taf_cap": Decimal("9.79")},
+         "FINRA TAF $0.000195/share, cap $9.79 (SR-FINRA-2024-019)"),
+        (date(2026, 4, 4), {"sec_per_million": Decimal("20.60")},
+         "SEC Section 31 $20.60/$1M (SEC fee-rate advisory 2026-2)"),
+    ]
+    entries = [base]
+    for eff, fields, source in changes:
+        entries.append(replace(entries[-1], effective=eff, source=source, **fields))
+    return FeeSchedule(entries)
+
+
+FEE_SCHEDULE = _build_schedule()
+
+# Legacy constants (floats): the rates of the latest schedule entry. Prefer FEE_SCHEDULE.rates_on.
+SEC_FEE_RATE = float(FEE_SCHEDULE.latest.sec_rate)
+FINRA_TAF_PER_SHARE = float(FEE_SCHEDULE.latest.taf_per_share)
+FINRA_TAF_CAP = float(FEE_SCHEDULE.latest.taf_cap)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def trade_date_of(value: date | datetime | int) -> date:
+    """The New York calendar date of a fill time: epoch nanoseconds (``int``), a timezone-aware
+    ``datetime``, or already a ``date`` (returned as is). Naive datetimes are refused."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"trade time must be timezone-aware, got naive {value!r}")
+        return value.astimezone(NY).date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value // 1_000_000_000, NY).date()
+    raise TypeError(f"trade date must be a date, an aware datetime or epoch ns, got {value!r}")
+
+
+def _d(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _side(side: Any) -> str:
+    s = str(side).strip().lower()
+    if s not in ("buy", "sell"):
+        raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
+    return s
+
+
+def _cents(x: Decimal) -> float:
+    return float(x.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def _contracts(contracts: Any) -> Decimal:
+    n = _d(contracts)
+    if n < 0 or n != n.to_integral_value():
+        raise ValueError(f"contracts must be a whole number >= 0, got {contracts!r}")
+    return n
+
+
+def _rates(trade_date: date | datetime | int | None, schedule: FeeSchedule) -> FeeRates:
+    return schedule.latest if trade_date is None else schedule.rates_on(trade_date)
+
+
+# -- equities -------------------------------------------------------------------------------------
+
+
+def _equity_fee(side: str, q: Decimal, px: Decimal, r: FeeRates, commission_per_share: Decimal,
+                multiplier: Decimal = Decimal(1)) -> Decimal:
+    fee = commission_per_share * q
     if side == "sell":
-        fee += q * px * m * Decimal(str(sec_rate)) + min(q * Decimal(str(taf_per_share)), Decimal(str(taf_cap)))
-    return float(fee.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+        fee += q * px * multiplier * r.sec_rate + min(q * r.taf_per_share, r.taf_cap)
+    return fee
 
 
-class USEquityFeeModel(FeeModel):
-    """Nautilus FeeModel charging `regulatory_fees` per equity fill and, for option contracts,
-    the broker's per-contract fees (``options_pricing.option_fees``: Alpaca $0 commission plus
-    $0.05 / $0.06 regulatory per contract bought / sold)."""
+def equity_fees(side: str, qty: Any, price: Any, trade_date: date | datetime | int, *,
+                commission_per_share: Any = 0, schedule: FeeSchedule = FEE_SCHEDULE) -> float:
+    """Fees in USD of one equity fill on ``trade_date`` (New York date), rounded half-up to the
+    cent: commission (``commission_per_share`` × qty, $0 at Alpaca) on both sides; on sells the
+    SEC fee on ``qty × price`` plus the FINRA TAF (per share, capped per trade)."""
+    r = schedule.rates_on(trade_date)
+    return _cents(_equity_fee(_side(side), _d(qty), _d(price), r, _d(commission_per_share)))
 
-    def __init__(self, commission_per_share: float = 0.0, option_broker: str = "alpaca") -> None:
-        super().__init__()
-        self.commission_per_share = commission_per_share
-        self.option_broker = option_broker
 
-    def get_commission(self, order, fill_qty, fill_px, instrument):  # noqa: D401 (Nautilus API)
-        side = "sell" if order.side == OrderSide.SELL else "buy"
-        if instrument.instrument_class == InstrumentClass.OPTION:
-            from strategies.trade_executor.options_pricing import option_fees
+def regulatory_fees(side: str, qty: float, price: float, *, sec_rate: float | None = None,
+                    taf_per_share: float | None = None, taf_cap: float | None = None,
+                    commission_per_share: float = 0.0, multiplier: float = 1.0,
+                    trade_date: date | datetime | int | None = None,
+                    schedule: FeeSchedule = FEE_SCHEDULE) -> float:
+    """Legacy equity formula (SEC on ``qty × price × multiplier`` + FINRA TAF on sells, plus
+    commission), rounded half-up to the cent. Rates come from ``schedule`` on ``trade_date``;
+    **without a trade date the latest schedule entry is used** (backward compatibility; pass the
+    date). Explicit ``sec_rate`` / ``taf_per_share`` / ``taf_cap`` override the schedule. Not for
+    options: use ``option_fees_alpaca`` / ``option_fees_ibkr``."""
+    r = _rates(trade_date, schedule)
+    if sec_rate is not None:
+        r = replace(r, sec_per_million=_d(sec_rate) * MILLION)
+    if taf_per_share is not None:
+        r = replace(r, taf_per_share=_d(taf_per_share))
+    if taf_cap is not None:
+        r = replace(r, taf_cap=_d(taf_cap))
+    fee = _equity_fee(_side(side), _d(qty), _d(price), r, _d(commission_per_share), _d(multiplier))
+    return _cents(fee)
 
-            fee = option_fees(self.option_broker if self.option_broker != "none" else "alpaca",
-                              int(float(fill_qty)), side, float(fill_px)).total
+
+# -- options --------------------------------------------------------------------------------------
+
+
+def _option_regulatory(side: str, n: Decimal, premium: Any, r: FeeRates, multiplier: Decimal) -> Decimal:
+    fee = n * r.orf_per_contract + min(n * r.occ_per_contract, r.occ_cap)
+    if side == "sell":
+        fee += n * r.options_taf_per_contract
+        if premium is not None:
+            fee += n * _d(premium) * multiplier * r.sec_rate
+    return fee
+
+
+def option_regulatory_fees(side: str, contracts: Any, premium: Any, trade_date: date | datetime | int, *,
+                           multiplier: Any = OPTION_MULTIPLIER,
+                           schedule: FeeSchedule = FEE_SCHEDULE) -> float:
+    """Regulatory pass-throughs of one option fill in USD, rounded half-up to the cent: ORF + OCC
+    clearing (capped per trade) on both sides; on sells also the options TAF and the SEC fee on
+    the proceeds ``contracts × premium × multiplier``. ``premium`` None (unknown) leaves the SEC
+    fee out. CAT fees are not modelled."""
+    r = schedule.rates_on(trade_date)
+    return _cents(_option_regulatory(_side(side), _contracts(contracts), premium, r, _d(multiplier)))
+
+
+def option_fees_alpaca(side: str, contracts: Any, premium: Any, trade_date: date | datetime | int, *,
+                       multiplier: Any = OPTION_MULTIPLIER, schedule: FeeSchedule = FEE_SCHEDULE) -> float:
+    """Fees of one option fill at Alpaca: $0 commission + ``option_regulatory_fees``."""
+    return option_regulatory_fees(side, contracts, premium, trade_date, multiplier=multiplier,
+                                  schedule=schedule)
+
+
+IBKR_OPTION_MIN_PER_ORDER = Decimal("1.00")
+
+
+def ibkr_option_commission(contracts: Any, premium: Any = None) -> float:
+    """IBKR options commission of one order: $0.65 per contract ($0.50 for premiums $0.05–$0.10,
+    $0.25 below $0.05; None counts as ≥ $0.10), at least $1.00 per order; $0 for 0 contracts."""
+    n = _contracts(contracts)
+    if n == 0:
+        return 0.0
+    p = None if premium is None else _d(premium)
+    per = (Decimal("0.65") if p is None or p >= Decimal("0.10")
+           else Decimal("0.50") if p >= Decimal("0.05") else Decimal("0.25"))
+    return _cents(max(IBKR_OPTION_MIN_PER_ORDER, per * n))
+
+
+def option_fees_ibkr(side: str, contracts: Any, premium: Any, trade_date: date | datetime | int, *,
+                     multiplier: Any = OPTION_MULTIPLIER, schedule: FeeSchedule = FEE_SCHEDULE) -> float:
+    """Fees of one option order at IBKR: ``ibkr_option_commission`` + the same regulatory
+    pass-throughs as Alpaca (``option_regulatory_fees``)."""
+    commission = _d(ibkr_option_commission(contracts, premium))
+    regulatory = _d(option_regulatory_fees(side, contracts, premium, trade_date, multiplier=multiplier,
+                                           schedule=schedule))
+    return _cents(commission + regulatory)
+
+
+_OPTION_BROKERS = {"alpaca": "alpaca", "none": "alpaca", "ibkr": "ibkr", "ib": "ibkr",
+                   "interactive_brokers": "ibkr", "interactivebrokers": "ibkr"}
+
+
+def _option_broker(broker: str) -> str:
+    b = _OPTION_BROKERS.get(str(broker).strip().lower())
+    if b is None:
+        raise ValueError(f"unknown option broker {broker!r}; expected one of {sorted(_OPTION_BROKERS)}")
+    return b
+
+
+def fill_fees(side: str, qty: Any, price: Any, trade_date: date | datetime | int, *, option: bool = False,
+              option_broker: str = "alpaca", multiplier: Any = OPTION_MULTIPLIER,
+              commission_per_share: Any = 0, schedule: FeeSchedule = FEE_SCHEDULE) -> float:
+    """The fee of one fill, whatever the instrument: the single entry point of the backtest fee
+    model and the Alpaca adapter. Options (``option=True``; ``qty`` = contracts, ``price`` =
+    premium per share, ``multiplier`` shares per contract) → ``option_fees_alpaca`` or
+    ``option_fees_ibkr``; everything else → ``equity_fees``."""
+    if option:
+        fn = option_fees_ibkr if _option_broker(option_broker) == "ibkr" else option_fees_alpaca
+        return fn(side, qty, price, trade_date, multiplier=multiplier, schedule=schedule)
+    return equity_fees(side, qty, price, trade_date, commission_per_share=commission_per_share,
+                       schedule=schedule)
+
+
+# -- the Nautilus fee model (built on first access) -------------------------------------------------
+
+
+def _build_fee_model_class() -> type:
+    from nautilus_trader.backtest.models import FeeModel
+    from nautilus_trader.model.enums import InstrumentClass, OrderSide
+    from nautilus_trader.model.objects import Money
+
+    class USEquityFeeModel(FeeModel):
+        """Nautilus FeeModel charging ``fill_fees`` on each backtest fill, by the fill's trade
+        date: equities ``equity_fees`` (SEC + FINRA TAF on sells, plus ``commission_per_share``);
+        option contracts the per-contract schedule of ``option_broker`` ("alpaca":
+        ``option_fees_alpaca``; "ibkr": ``option_fees_ibkr``).
+
+        Nautilus calls ``get_commission`` without a timestamp, so the fill time is read from
+        ``clock`` (the backtest runner passes ``engine.kernel.clock``, whose time is the event
+        being matched). Without a clock, ``order.ts_last`` (the order's last event before this
+        fill) is used: right for orders that fill the day they are accepted, possibly a day early
+        for a resting order. The time is converted to the New York date."""
+
+        def __init__(self, commission_per_share: float = 0.0, option_broker: str = "alpaca",
+                     clock: Any = None, schedule: FeeSchedule = FEE_SCHEDULE) -> None:
+            super().__init__()
+            self.commission_per_share = commission_per_share
+            self.option_broker = _option_broker(option_broker)
+            self.clock = clock
+            self.schedule = schedule
+
+        def fill_time_ns(self, order) -> int:
+            return int(self.clock.timestamp_ns()) if self.clock is not None else int(order.ts_last)
+
+        def get_commission(self, order, fill_qty, fill_px, instrument):  # noqa: D401 (Nautilus API)
+            side = "sell" if order.side == OrderSide.SELL else "buy"
+            fee = fill_fees(side, fill_qty.as_decimal(), fill_px.as_decimal(),
+                            trade_date_of(self.fill_time_ns(order)),
+                            option=instrument.instrument_class == InstrumentClass.OPTION,
+                            option_broker=self.option_broker,
+                            multiplier=instrument.multiplier.as_decimal(),
+                            commission_per_share=self.commission_per_share, schedule=self.schedule)
             return Money(fee, instrument.quote_currency)
-        fee = regulatory_fees(side, float(fill_qty), float(fill_px),
-                              commission_per_share=self.commission_per_share)
-        return Money(fee, instrument.quote_currency)
+
+    USEquityFeeModel.__module__ = __name__
+    USEquityFeeModel.__qualname__ = "USEquityFeeModel"
+    return USEquityFeeModel
+
+
+def __getattr__(name: str) -> Any:
+    if name == "USEquityFeeModel":
+        cls = _build_fee_model_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

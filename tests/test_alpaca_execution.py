@@ -200,8 +200,10 @@ def test_market_buy_then_sell_with_fees(srv):
             await n.wait(lambda: n.cache.order(sell.client_order_id).status == OrderStatus.FILLED, what="sell fill")
             sfill = s.of(OrderFilled, sell.client_order_id)[0]
             assert sfill.last_px == Price.from_str("191.00")
-            # SEC 10*191*27.8e-6 = 0.0531 + TAF 10*0.000166 = 0.00166 -> 0.05
-            assert sfill.commission.as_decimal() == Decimal("0.05")
+            # rates on the fill's New York date 2026-03-02 (strategies/fees.py): SEC $0.00 per $1M
+            # (2025-05-14 .. 2026-04-03) + TAF 10 x 0.000195 = 0.00195 -> 0.00 (was 0.05 at the
+            # undated $27.80/$1M: SEC 10 x 191 x 27.8e-6 = 0.0531)
+            assert sfill.commission.as_decimal() == Decimal("0.00")
             assert sfill.trade_id.value in {a["id"].split("::")[1] for a in srv.activities(["FILL"])}
             pos = n.cache.positions(instrument_id=AAPL)
             assert pos and pos[-1].is_closed
@@ -370,8 +372,8 @@ def test_bracket_order_list_maps_legs(srv):
         await n.wait(lambda: n.cache.order(sl.client_order_id).status == OrderStatus.CANCELED, what="sl cancel")
         tp_fill = s.of(OrderFilled, tp.client_order_id)[0]
         assert tp_fill.last_px == Price.from_str("195.00")
-        # SEC 10*195*27.8e-6 = 0.05421 + TAF 0.00166 -> 0.06
-        assert tp_fill.commission.as_decimal() == Decimal("0.06")
+        # on 2026-03-02: SEC $0.00 + TAF 10 x 0.000195 = 0.00195 -> 0.00 (undated $27.80/$1M gave 0.06)
+        assert tp_fill.commission.as_decimal() == Decimal("0.00")
         assert n.cache.positions(instrument_id=AAPL)[-1].is_closed
 
     run(srv, scenario)
@@ -608,12 +610,18 @@ def test_option_simple_order_fills_and_bracket_is_rejected(srv):
         await n.wait(lambda: n.cache.order(sell.client_order_id).status == OrderStatus.FILLED, what="sell fill")
         fill = s.of(OrderFilled, sell.client_order_id)[0]
         assert fill.last_px == Price.from_str("5.50")
-        # SEC on proceeds 2 * 5.50 * 100 * 27.8e-6 = 0.03058 + TAF 2 * 0.000166 -> 0.03 (as the fake charges)
-        assert fill.commission.as_decimal() == Decimal("0.03")
+        # Alpaca's per-contract pass-throughs on 2026-03-02 (strategies/fees.py), not the equity
+        # formula: sell 2 x (ORF 0.02685 + OCC 0.02 + options TAF 0.00279) = 0.09928 + SEC $0.00
+        # -> 0.10; the buy paid 2 x (0.02685 + 0.02) = 0.0937 -> 0.09
+        assert fill.commission.as_decimal() == Decimal("0.10")
+        bfill = s.of(OrderFilled, buy.client_order_id)[0]
+        assert bfill.commission.as_decimal() == Decimal("0.09")
+        # the fake server still books its own undated equity-style fee (SEC 2 x 5.50 x 100 x 27.8e-6
+        # = 0.03058 + TAF 2 x 0.000166 -> 0.03); it does not model option pass-throughs
         fees = [a for a in srv.activities(["FEE"])]
         assert Decimal(fees[-1]["net_amount"]) == Decimal("-0.03")
         pos = n.cache.positions(instrument_id=occ)[-1]
-        assert pos.is_closed and pos.realized_pnl.as_double() == pytest.approx(2 * 0.50 * 100 - 0.03)
+        assert pos.is_closed and pos.realized_pnl.as_double() == pytest.approx(2 * 0.50 * 100 - 0.09 - 0.10)
 
     run(srv, scenario, instrument_provider=InstrumentProviderConfig(load_ids=frozenset({AAPL, occ})))
 

@@ -181,6 +181,83 @@ def test_both_mode_day_trade_goes_to_etf():
     assert d.etf_metadata["tracks"] == "Technology"
 
 
+# ── BOTH mode: day trades by conviction ────────────────────────────────────────────────────
+@pytest.mark.parametrize("tf", ["10m", "5m"])
+@pytest.mark.parametrize("conviction,kind,ticker", [
+    (100, "leveraged_etf", "TQQQ"),
+    (75, "leveraged_etf", "TQQQ"),   # the threshold itself is high conviction
+    (74, "stock", "QQQ"),
+    (50, "stock", "QQQ"),
+])
+def test_both_mode_day_trade_by_conviction(tf, conviction, kind, ticker):
+    r = InstrumentRouter(InstrumentMode.BOTH)
+    d = r.route(sig("QQQ", "long", tf, conviction=conviction))
+    assert (d.instrument_type, d.ticker, d.tradeable) == (kind, ticker, True)
+    assert r.instrument_type_for(sig("QQQ", "long", tf, conviction=conviction)) == kind
+    if kind == "stock":
+        assert (d.leverage, d.is_inverse, d.etf_metadata) == (1.0, False, None)
+        assert f"conviction {conviction} < 75" in d.reason
+    else:
+        assert d.leverage == 3.0 and "conviction" in d.reason
+
+
+def test_both_mode_high_conviction_short_goes_to_inverse_etf():
+    d = InstrumentRouter(InstrumentMode.BOTH).route(sig("NVDA", "short", "10m", conviction=90))
+    assert (d.instrument_type, d.ticker, d.leverage, d.is_inverse) == ("leveraged_etf", "SOXS", -3.0, True)
+    d = InstrumentRouter(InstrumentMode.BOTH).route(sig("NVDA", "short", "10m", conviction=60))
+    assert (d.instrument_type, d.ticker) == ("stock", "NVDA")
+
+
+@pytest.mark.parametrize("ticker,direction,why", [
+    ("ZZZZ", "long", "no sector/index mapping"),   # unknown ticker
+    ("UNH", "short", "no inverse"),                # healthcare has no inverse fund
+    ("XOM", "short", "ERY"),                       # ERY below the liquidity floor
+])
+def test_both_mode_high_conviction_falls_back_to_stock(ticker, direction, why):
+    d = InstrumentRouter(InstrumentMode.BOTH).route(sig(ticker, direction, "10m", conviction=90))
+    assert (d.instrument_type, d.ticker, d.leverage, d.tradeable) == ("stock", ticker, 1.0, True)
+    assert d.reason.startswith("stock:") and "no leveraged ETF fits" in d.reason and why in d.reason
+
+
+def test_both_mode_conviction_does_not_change_scalps_and_swings():
+    r = InstrumentRouter(InstrumentMode.BOTH)
+    for c in (60, 90):
+        assert r.route(sig("QQQ", "long", "1m", conviction=c)).instrument_type == "option"
+        assert r.route(sig("QQQ", "long", "1h", conviction=c)).instrument_type == "stock"
+        assert r.route(sig("QQQ", "long", "1d", conviction=c)).instrument_type == "stock"
+    # other modes ignore the threshold
+    assert InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(
+        sig("QQQ", "long", "10m", conviction=60)).ticker == "TQQQ"
+    # an unroutable ETF is still untradeable outside BOTH mode
+    assert not InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(
+        sig("ZZZZ", "long", "10m", conviction=90)).tradeable
+
+
+def test_both_mode_threshold_from_config():
+    from strategies.trade_executor import ExecutorConfig
+
+    assert ExecutorConfig().both_mode_etf_min_conviction == 75
+    r = InstrumentRouter.from_config(ExecutorConfig(both_mode_etf_min_conviction=60))
+    assert r.mode is InstrumentMode.BOTH and r.both_mode_etf_min_conviction == 60
+    assert r.route(sig("QQQ", "long", "10m", conviction=65)).ticker == "TQQQ"
+    assert r.route(sig("QQQ", "long", "10m", conviction=59)).ticker == "QQQ"
+    r = InstrumentRouter.from_config(ExecutorConfig(instrument_mode="leveraged_etf",
+                                                    min_etf_daily_volume=5e6,
+                                                    etf_sector_mapping=False))
+    assert (r.mode, r.min_etf_daily_volume, r.sector_mapping) == (
+        InstrumentMode.LEVERAGED_ETF, 5e6, False)
+
+
+@pytest.mark.parametrize("bad", [101, -1, 75.0, True, "75"])
+def test_both_mode_threshold_validated(bad):
+    from strategies.trade_executor import ExecutorConfig
+
+    with pytest.raises(ValueError, match="both_mode_etf_min_conviction"):
+        InstrumentRouter(InstrumentMode.BOTH, both_mode_etf_min_conviction=bad)
+    with pytest.raises(ValueError, match="both_mode_etf_min_conviction"):
+        ExecutorConfig(both_mode_etf_min_conviction=bad)
+
+
 def test_vix_inverse_uses_its_real_leverage():
     d = InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(sig("VIX", "short"))
     assert (d.ticker, d.leverage) == ("SVXY", -0.5)
@@ -203,7 +280,7 @@ SEED = {
     "bull_re_3x": ("DRN", "DRV", 3, "Real Estate"),
     "bull_health_3x": ("CURE", None, 3, "Healthcare"),
     "bull_gold_2x": ("NUGT", "DUST", 2, "Gold Miners"),
-    "bull_gold_3x": ("JNUG", "JDST", 3, "Jr Gold Miners"),
+    "bull_gold_3x": ("JNUG", "JDST", 2, "Jr Gold Miners"),  # seed says 3; Direxion cut it to 2x in 2020
     "bull_silver_2x": ("AGQ", "ZSL", 2, "Silver"),
     "bull_natgas_2x": ("BOIL", "KOLD", 2, "Natural Gas"),
     "bull_oil_2x": ("UCO", "SCO", 2, "Crude Oil"),

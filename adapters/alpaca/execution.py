@@ -18,8 +18,10 @@ Guarantees:
   message.
 * **Fills exactly once.** ``trade_id`` = Alpaca ``execution_id``; fills are deduplicated by it
   and by (Alpaca order id, cumulative qty) across the stream, reconnect recovery
-  (``/v2/account/activities/FILL``) and reconciliation. Commission = SEC fee + FINRA TAF on sells
-  (``strategies/fees.py`` rates; × contract multiplier on option proceeds), $0 on buys. Fill
+  (``/v2/account/activities/FILL``) and reconciliation. Commission = ``fill_commission``: the
+  backtest's formula (``strategies.fees.fill_fees``) at the rates in force on the New York date
+  of the fill's timestamp: equities SEC fee + FINRA TAF on sells, $0 on buys; options Alpaca's
+  per-contract pass-throughs (ORF + OCC both sides, options TAF + SEC on proceeds on sells). Fill
   prices are rounded to the instrument's tick (the exact Alpaca price is in ``info``).
 * **Reconnects.** A dropped trade_updates stream reconnects with exponential backoff + jitter;
   after every reconnect the recent orders and FILL activities are re-queried and the missed
@@ -104,6 +106,7 @@ from nautilus_trader.model.instruments import Instrument, OptionContract
 from nautilus_trader.model.objects import AccountBalance, MarginBalance, Money, Price, Quantity
 from nautilus_trader.model.orders import Order
 
+from strategies.fees import fill_fees, trade_date_of
 from strategies.risk_control import BROKER_STATUS_TOPIC, BrokerStatus
 
 from .common import (
@@ -129,11 +132,11 @@ from .parsing import (
     dt_to_ns,
     fmt_decimal,
     instrument_id,
+    is_option_symbol,
     liquidity_side_for,
     order_side_from_alpaca,
     order_side_to_alpaca,
     position_side_from_qty,
-    regulatory_fee,
     replacement_client_order_id,
     split_client_order_id,
     trade_id_from_activity,
@@ -186,6 +189,21 @@ def _retry_after(e: BaseException) -> float | None:
 def _is_transient(e: BaseException) -> bool:
     status = _status(e)
     return isinstance(e, _TRANSIENT) or status == 429 or (status is not None and status >= 500)
+
+
+def fill_commission(side: OrderSide, qty: Decimal, px: Decimal, ts_event: int,
+                    instrument: Instrument | None, iid: InstrumentId | None = None) -> Decimal:
+    """Commission of one Alpaca fill in USD (cents): ``strategies.fees.fill_fees`` — the same
+    function as the backtest fee model — on the New York date of ``ts_event`` (the fill's time,
+    epoch ns). Options (an ``OptionContract``, a multiplier other than 1, or an OCC symbol when the
+    instrument is not loaded) pay Alpaca's per-contract schedule, everything else the equity one."""
+    mult = instrument.multiplier.as_decimal() if instrument is not None else None
+    option = (isinstance(instrument, OptionContract) or (mult is not None and mult != 1)
+              or (instrument is None and iid is not None and is_option_symbol(iid.symbol.value)))
+    fee = fill_fees("sell" if side == OrderSide.SELL else "buy", qty, px, trade_date_of(ts_event),
+                    option=option, option_broker="alpaca",
+                    multiplier=mult if option and mult is not None and mult != 1 else Decimal(100))
+    return Decimal(str(fee)).quantize(Decimal("0.01"))
 
 
 @dataclass
@@ -734,7 +752,7 @@ class AlpacaExecutionClient(LiveExecutionClient):
         st.filled_by_venue[key] = st.filled_by_venue.get(key, Decimal(0)) + qty
         if st.filled >= st.quantity:
             st.closed = True
-        fee = regulatory_fee(st.side, qty, px, self._multiplier(st.instrument_id))
+        fee = fill_commission(st.side, qty, px, ts, self._instrument(st.instrument_id), st.instrument_id)
         self.generate_order_filled(
             strategy_id=st.strategy_id,
             instrument_id=st.instrument_id,
@@ -1543,7 +1561,8 @@ class AlpacaExecutionClient(LiveExecutionClient):
                 order_side=side,
                 last_qty=self._make_qty(iid, qty),
                 last_px=self._make_price(iid, px),
-                commission=Money(regulatory_fee(side, qty, px, self._multiplier(iid)), USD),
+                commission=Money(fill_commission(side, qty, px, self._ts(act.get("transaction_time")),
+                                                 self._instrument(iid), iid), USD),
                 liquidity_side=liquidity_side_for(otype),
                 report_id=UUID4(),
                 ts_event=self._ts(act.get("transaction_time")),

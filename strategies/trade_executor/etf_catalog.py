@@ -1,7 +1,8 @@
 """The leveraged-ETF universe (PRD-135) and the ticker -> sector/index table used to route signals.
 
-``LEVERAGED_ETF_CATALOG`` keeps the seed's 20 entries and their seed values (ticker, inverse,
-leverage, tracks) unchanged. Extra keys per entry:
+``LEVERAGED_ETF_CATALOG`` keeps the seed's 20 entries (keys, ticker, inverse, tracks) and their
+seed values, except where the seed is factually wrong about the fund's leverage (see below).
+Extra keys per entry:
 
 * ``avg_daily_volume`` / ``inverse_avg_daily_volume``: rough average daily *dollar* volume of the
   bull / inverse fund (order of magnitude, 2024-25; the router's liquidity floor compares against
@@ -11,9 +12,12 @@ leverage, tracks) unchanged. Extra keys per entry:
 * ``inverse_leverage``: the signed daily leverage of the inverse fund. It is ``-leverage`` except
   for SVXY, which is a -0.5x short-VIX-futures fund, not -1.5x.
 
-Seed values that do not match today's funds are kept as the seed states them (the catalog is the
-seed's); known differences are noted in ``notes``: JNUG/JDST are 2x funds since 2020, and FNGU /
-FNGD are exchange-traded notes.
+Leverage is what the fund delivers, because the sizer, the exit levels and the synthetic bars all
+use it: Direxion cut JNUG/JDST (and NUGT/DUST, ERX/ERY) from 3x to 2x in 2020 (domain-facts §8),
+so all three pairs are 2x here. The seed lists JNUG/JDST at 3x; its key ``bull_gold_3x`` is kept
+as the seed's identifier (it is referenced by configuration and the routing tables) and the
+difference is noted in ``notes``. Other known differences are noted there too (FNGU / FNGD are
+exchange-traded notes).
 
 ``TICKER_SECTOR`` maps signal tickers (index ETFs and large caps) to a sector/index key;
 ``SECTOR_ETF_KEYS`` maps each key to the catalog entries that track it, preferred entry first.
@@ -104,10 +108,10 @@ LEVERAGED_ETF_CATALOG: dict[str, dict[str, Any]] = {
         "expense_ratio": None, "inverse_expense_ratio": None,
     },
     "bull_gold_3x": {
-        "ticker": "JNUG", "inverse": "JDST", "leverage": 3, "tracks": "Jr Gold Miners",
+        "ticker": "JNUG", "inverse": "JDST", "leverage": 2, "tracks": "Jr Gold Miners",
         "avg_daily_volume": 50e6, "inverse_avg_daily_volume": 8e6,
         "expense_ratio": None, "inverse_expense_ratio": None,
-        "notes": "JNUG/JDST have been 2x funds since 2020; the seed lists 3",
+        "notes": "JNUG/JDST have been 2x funds since 2020 (Direxion); the seed lists 3 (key kept)",
     },
     "bull_silver_2x": {
         "ticker": "AGQ", "inverse": "ZSL", "leverage": 2, "tracks": "Silver",

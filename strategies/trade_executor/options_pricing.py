@@ -461,8 +461,14 @@ def select_contract(
     vol: float | None = None,
     rate: float = 0.0,
     daily_expiries: bool | None = None,
+    min_minutes_before_cutoff: float = 0.0,
 ) -> OptionContract:
     """The contract to trade for a signal (rules in the module docstring).
+
+    ``min_minutes_before_cutoff``: an expiry day's contract is chosen only while at least this
+    many minutes remain before that day's new-order cut-off; later, the next expiry is taken. A
+    0DTE bought a minute before the cut-off could only be sold at it (the executor closes
+    expiring positions a minute before the cut-off), so the executor asks for a margin here.
 
     ``cutoff_et``: None -> the broker's :func:`new_order_cutoff`; "HH:MM" -> that ET time on a
     regular day, moved earlier by as much as the close is on an early-close day. ``vol`` (annual,
@@ -481,6 +487,9 @@ def select_contract(
         raise OptionsInputError("strike_rule", strike_rule, "must be 'atm' or 'delta'")
     _broker(broker)
     fixed = _parse_cutoff(cutoff_et) if cutoff_et is not None else None
+    margin = _num("min_minutes_before_cutoff", min_minutes_before_cutoff)
+    if margin < 0:
+        raise OptionsInputError("min_minutes_before_cutoff", min_minutes_before_cutoff, "must be >= 0")
     daily = sym in DAILY_EXPIRY_UNDERLYINGS if daily_expiries is None else bool(daily_expiries)
 
     today = et_date(now)
@@ -496,7 +505,7 @@ def select_contract(
             regular_close = datetime.combine(d, time(16, 0), tzinfo=ET)
             shift = regular_close - close.astimezone(ET)  # type: ignore[union-attr]
             cutoff = datetime.combine(d, fixed, tzinfo=ET) - shift
-        if now < cutoff:
+        if now < cutoff - timedelta(minutes=margin):
             expiry = d
             break
     if expiry is None:
@@ -599,29 +608,38 @@ class OptionFees:
         return _clean(self.commission + self.regulatory)
 
 
-def option_fees(broker: str, contracts: int, side: str, premium: float | None = None) -> OptionFees:
-    """Fees of one order of ``contracts`` contracts (dollars).
+def option_fees(broker: str, contracts: int, side: str, premium: float | None = None,
+                trade_date: date | datetime | int | None = None) -> OptionFees:
+    """Fees of one order of ``contracts`` contracts (dollars) on ``trade_date`` (New York date of
+    the fill; a ``date``, an aware ``datetime`` or epoch ns).
 
-    Regulatory (every broker): $0.05 per contract on buys, $0.06 on sells (~$0.11 round trip).
-    Commission: Alpaca $0; IBKR $0.65 per contract ($0.50 for premiums $0.05–$0.10, $0.25 below
-    $0.05; ``premium`` None counts as ≥ $0.10), at least $1.00 per order.
+    One formula with the backtest fee model and the Alpaca adapter: it delegates to the dated
+    schedule of ``strategies/fees.py`` (pure, no Nautilus). Regulatory (every broker, per
+    contract): ORF $0.02685 + OCC clearing $0.02 (at most $55 per order) on buys and sells;
+    on sells also the options TAF $0.00279 and the SEC fee on ``contracts × premium × 100``
+    (left out when ``premium`` is None) — rounded half-up to the cent per order; CAT fees not
+    modelled. Commission: Alpaca $0; IBKR $0.65 per contract ($0.50 for premiums $0.05–$0.10,
+    $0.25 below $0.05; ``premium`` None counts as ≥ $0.10), at least $1.00 per order.
+    ``trade_date`` None uses the latest entry of the fee schedule (backward compatibility).
     """
+    from strategies.fees import FEE_SCHEDULE, ibkr_option_commission, option_regulatory_fees
+
     b = _broker(broker)
     n = _num("contracts", contracts, nonneg=True)
     if n != int(n):
         raise OptionsInputError("contracts", contracts, "must be a whole number")
     n = int(n)
     s = str(side).strip().lower()
-    if s not in REGULATORY_PER_CONTRACT:
+    if s not in ("buy", "sell"):
         raise OptionsInputError("side", side, "must be 'buy' or 'sell'")
     if n == 0:
         return OptionFees(0.0, 0.0)
-    regulatory = _clean(REGULATORY_PER_CONTRACT[s] * n)
+    p = None if premium is None else _num("premium", premium, nonneg=True)
+    when = FEE_SCHEDULE.latest.effective if trade_date is None else trade_date
+    regulatory = option_regulatory_fees(s, n, p, when, multiplier=MULTIPLIER)
     if b == "alpaca":
         return OptionFees(0.0, regulatory)
-    p = None if premium is None else _num("premium", premium, nonneg=True)
-    per = 0.65 if p is None or p >= 0.10 else 0.50 if p >= 0.05 else 0.25
-    return OptionFees(_clean(max(IBKR_MIN_PER_ORDER, per * n)), regulatory)
+    return OptionFees(ibkr_option_commission(n, p), regulatory)
 
 
 def round_trip_fees(broker: str, contracts: int, entry_premium: float | None = None,
