@@ -1,5 +1,6 @@
-"""`trade-executor` command line: data import, sample data, backtests, mode comparison,
-leveraged-ETF tracking error, journal migrations, the kill-switch latch, benchmark, demo."""
+"""`trade-executor` command line: data import, sample data, backtests, invariant checks of a
+backtest's outputs, mode comparison, leveraged-ETF tracking error, journal migrations, the
+kill-switch latch, benchmark, demo."""
 
 from __future__ import annotations
 
@@ -93,6 +94,19 @@ def cmd_backtest(args) -> int:
     if s.get("journal"):
         print(f"  journal: {s['journal']['db']} run_id {s['journal']['run_id']}")
     return 0
+
+
+def cmd_check(args) -> int:
+    """Whole-run invariants of a backtest output folder (backtests.check): one line per
+    invariant; exit 0 when none fails, 1 when one does (usage errors: 2, from main)."""
+    from backtests.check import check_run, exit_code, format_results
+
+    results = check_run(Path(args.out), db_url=args.db)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        print(format_results(results))
+    return exit_code(results)
 
 
 def cmd_compare(args) -> int:
@@ -368,6 +382,14 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--synthetic-underlying", action="append", default=[], metavar="FUND=SYMBOL",
                     help="catalog symbol a synthetic fund is built from (default: its index/sector ETF)")
     bt.set_defaults(func=cmd_backtest)
+
+    ck = sub.add_parser("check", help="check a backtest output folder against whole-run invariants "
+                                      "(fills inside their bar and session, exits, stops, journal)")
+    ck.add_argument("out", help="backtest output folder (summary.json, trades.csv, decisions.csv, fills.csv, events.csv)")
+    ck.add_argument("--db", default=None, help="also compare the run's journal in this database (read-only), "
+                                               "e.g. sqlite:///data/executor.db")
+    ck.add_argument("--json", action="store_true", help="print the results as JSON")
+    ck.set_defaults(func=cmd_check)
 
     cmp_ = sub.add_parser("compare", help="replay one signal set in several instrument modes, side by side")
     cmp_.add_argument("--catalog", default=str(DEFAULT_CATALOG))
