@@ -11,7 +11,19 @@
    ``workers=1`` runs them one after another in this process).
 4. Output in ``out``: ``compare.csv`` (one row per mode), ``compare.json`` (rows, notes, the
    signal source and every mode's full summary) and ``compare.html`` (the table side by side, the
-   notes and one inline-SVG chart with the equity curves of all modes; no JavaScript).
+   notes and one inline-SVG chart with the equity curves of all modes; no JavaScript); every run's
+   own backtest outputs (``summary.json``, ``trades.csv``, ``decisions.csv``, ...) in
+   ``out/<mode>/``.
+5. Real vs synthetic: when the ``leveraged_etf`` run traded a fund whose real bars are in the
+   catalog and whose underlying (index/sector proxy) is too, the same signal set is replayed once
+   more in ``leveraged_etf`` mode with those funds synthesised from the underlying
+   (``BacktestSpec.force_synthetic``; started at the real fund's price at the underlying's first
+   bar, so the two series differ only by the model's tracking error). It is an extra row
+   (``leveraged_etf (synthetic TQQQ)``, outputs in ``out/leveraged_etf_synthetic_TQQQ/``), and
+   :func:`real_vs_synthetic` matches the two runs' trades of those funds by signal id:
+   ``real_vs_synthetic.csv`` (one row per signal, ``REAL_VS_SYNTHETIC_COLUMNS``) and its summary
+   in compare.json / compare.html (``real_vs_synthetic``). Differences are synthetic minus real;
+   prices in bp of the real price.
 
 Columns and what they mean (also in ``NOTES``):
 
@@ -39,14 +51,16 @@ import csv
 import html
 import json
 import multiprocessing
+import re
 import shutil
+import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from backtests.report import _svg_multi_line, synthetic_note
 
@@ -98,6 +112,8 @@ class CompareSpec:
     price_source: str = "close"
     synthesize_etfs: bool = True
     progress: bool = True
+    # replay the leveraged_etf run with the traded real-bar funds synthesised (see the module doc)
+    real_vs_synthetic: bool = True
 
 
 def _backtest_kwargs(spec: CompareSpec, mode: str, **over: Any) -> dict[str, Any]:
@@ -109,9 +125,13 @@ def _backtest_kwargs(spec: CompareSpec, mode: str, **over: Any) -> dict[str, Any
     return kw
 
 
-def _run_one(kwargs: dict[str, Any]) -> dict[str, Any]:
+TRADE_KEYS = ("signal_id", "ticker", "instrument_type", "trade_type", "direction", "shares", "pnl", "entry_time",
+              "exit_time", "entry_price", "exit_price", "exit_reason", "leverage")
+
+
+def _run_one(kwargs: dict[str, Any], label: str | None = None) -> dict[str, Any]:
     """Run one backtest (in a worker process or in-process) and return what the comparison needs
-    (plain picklable data)."""
+    (plain picklable data). ``label``: the row's name (default: the mode)."""
     from backtests.runner import BacktestSpec, run_backtest
 
     t0 = time.perf_counter()
@@ -121,10 +141,14 @@ def _run_one(kwargs: dict[str, Any]) -> dict[str, Any]:
                           if not d.approved and d.reason_code == "no_instrument" and d.instrument_type == "option")
     return {
         "mode": kwargs["mode"],
+        "label": label or kwargs["mode"],
+        "force_synthetic": list(kwargs.get("force_synthetic") or ()),
         "summary": result.summary,
         "curve": list(log.equity),
-        "trades": [{k: t.get(k) for k in ("ticker", "instrument_type", "shares", "pnl", "entry_time",
-                                          "exit_time", "leverage")} for t in log.trades],
+        "trades": [{k: t.get(k) for k in TRADE_KEYS} for t in log.trades],
+        "decisions": [{"signal_id": d.signal_id, "approved": d.approved, "reason_code": d.reason_code,
+                       "reason": d.reason, "instrument": d.instrument, "instrument_type": d.instrument_type}
+                      for d in log.decisions],
         "option_costs": _option_costs(log.trades),
         "option_signals_rejected": option_rejected,
         "elapsed_s": round(time.perf_counter() - t0, 3),
@@ -149,23 +173,49 @@ def _option_costs(trades: list[dict[str, Any]]) -> dict[str, float]:
     return {"trades": n, "theta_cost": round(theta, 2), "spread_cost": round(spread, 2)}
 
 
-def _run_all(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+Job = tuple[str, dict[str, Any]]  # (row label, BacktestSpec kwargs)
+
+
+def _run_all(jobs: list[Job], workers: int,
+             follow_up: Callable[[dict[str, Any]], list[Job]] | None = None) -> list[dict[str, Any]]:
+    """Run the jobs (``workers`` spawned processes, or in this process when ``workers <= 1`` or
+    there is one job). ``follow_up(result)`` may ask for further jobs as soon as a result is in
+    (the real-vs-synthetic replay); they join the same pool and their results come right after
+    the one that asked for them. Otherwise results come back in the order asked for."""
+    done: dict[tuple[int, int], dict[str, Any]] = {}
     if workers <= 1 or len(jobs) <= 1:
-        return [_run_one(j) for j in jobs]
+        for i, (label, kw) in enumerate(jobs):
+            done[(i, 0)] = res = _run_one(kw, label)
+            for j, (flabel, fkw) in enumerate(follow_up(res) if follow_up else [], start=1):
+                done[(i, j)] = _run_one(fkw, flabel)
+        return [done[k] for k in sorted(done)]
     # spawn: fresh interpreters, no Nautilus/Rust runtime state inherited from this process
     ctx = multiprocessing.get_context("spawn")
-    # longest first (leveraged-ETF modes feed the synthetic funds' bars too): a shorter makespan;
-    # results come back in the order asked for
+    # longest first (leveraged-ETF modes feed the synthetic funds' bars too): a shorter makespan
     cost = {"leveraged_etf": 0, "both": 1, "stock": 2, "options": 3}
-    order = sorted(range(len(jobs)), key=lambda i: cost.get(jobs[i]["mode"], 9))
+    order = sorted(range(len(jobs)), key=lambda i: cost.get(jobs[i][1]["mode"], 9))
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
-        futures = {i: pool.submit(_run_one, jobs[i]) for i in order}
-        return [futures[i].result() for i in range(len(jobs))]
+        pending = {pool.submit(_run_one, jobs[i][1], jobs[i][0]): (i, 0) for i in order}
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    key = pending.pop(fut)
+                    done[key] = res = fut.result()
+                    if follow_up is not None and key[1] == 0:
+                        for j, (flabel, fkw) in enumerate(follow_up(res), start=1):
+                            pending[pool.submit(_run_one, fkw, flabel)] = (key[0], j)
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+    return [done[k] for k in sorted(done)]
 
 
 def _row(res: dict[str, Any]) -> dict[str, Any]:
     s = res["summary"]
     mode = res["mode"]
+    label = res.get("label") or mode
     trades = res["trades"]
     options_routed = mode in ("options", "both")
     no_instr = s["rejected_by_reason"].get("no_instrument", 0)
@@ -174,10 +224,15 @@ def _row(res: dict[str, Any]) -> dict[str, Any]:
         simulated = (f"yes; options priced from the underlying (Black-Scholes, modelled spread): "
                      f"{oc['trades']} option trade(s), {res['option_signals_rejected']} option signal(s) "
                      "without a contract")
+    elif res.get("force_synthetic"):
+        syn = s.get("synthetic_instruments") or {}
+        simulated = "yes; " + ", ".join(
+            f"{f} synthesised from {syn.get(f, {}).get('underlying', '?')} although its real bars are in the catalog"
+            for f in res["force_synthetic"])
     else:
         simulated = "yes"
     return {
-        "mode": mode,
+        "mode": label,
         "simulated": simulated,
         "return_pct": s["total_return_pct"],
         "max_drawdown_pct": s["max_drawdown_pct"],
@@ -256,31 +311,239 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
     if spec.progress:
         print(f"compare: replaying {sig_dir} in {', '.join(modes)} ({min(max(spec.workers, 1), len(modes))} "
               f"worker(s))", file=sys.stderr, flush=True)
-    results = _run_all([_backtest_kwargs(spec, m, signals_catalog=sig_dir) for m in modes], spec.workers)
+    from backtests import catalog_io
+
+    available = catalog_io.list_symbols(spec.catalog)
+    jobs = [(m, _backtest_kwargs(spec, m, signals_catalog=sig_dir, out_dir=out / _slug(m))) for m in modes]
+
+    def follow_up(res: dict[str, Any]) -> list[Job]:
+        """The leveraged_etf run traded funds on real bars: replay it with them synthesised."""
+        if not spec.real_vs_synthetic or not spec.synthesize_etfs or res["mode"] != "leveraged_etf":
+            return []
+        funds = real_funds_traded(res, available, spec.symbols)
+        if not funds:
+            return []
+        label = f"leveraged_etf (synthetic {' '.join(funds)})"
+        if spec.progress:
+            print(f"compare: leveraged_etf traded {', '.join(funds)} on real bars; replaying with "
+                  f"{'it' if len(funds) == 1 else 'them'} synthesised ({label})", file=sys.stderr, flush=True)
+        return [(label, _backtest_kwargs(spec, "leveraged_etf", signals_catalog=sig_dir, force_synthetic=tuple(funds),
+                                         out_dir=out / _slug(label)))]
+
+    results = _run_all(jobs, spec.workers, follow_up)
     rows = [_row(r) for r in results]
+    rvs_summary, rvs_rows = None, []
+    forced = next((r for r in results if r["force_synthetic"]), None)
+    if forced is not None:
+        real = next(r for r in results if r["label"] == "leveraged_etf")
+        rvs_rows, rvs_summary = real_vs_synthetic(real, forced)
+        rvs_summary.update(label=forced["label"], csv=str(out / "real_vs_synthetic.csv"))
     received = {r["mode"]: r["signals_received"] for r in rows}
     report = {
         "params": {"catalog": str(spec.catalog), "symbols": spec.symbols, "start": spec.start, "end": spec.end,
                    "cash": spec.starting_cash, "executor": spec.executor, "modes": modes,
                    "workers": spec.workers, "extended_hours": spec.extended_hours,
-                   "synthesize_etfs": spec.synthesize_etfs},
+                   "synthesize_etfs": spec.synthesize_etfs, "real_vs_synthetic": spec.real_vs_synthetic},
         "signals": {"catalog": str(sig_dir),
                     "source": str(spec.signals_from) if spec.signals_from else "ema_cloud_actor (stock-mode run)",
                     "received_per_mode": received,
                     "identical_signal_set": len(set(received.values())) == 1},
         "generation_run": _generation(gen, results),
         "rows": rows,
+        "real_vs_synthetic": rvs_summary,
         "notes": NOTES,
-        "summaries": {r["mode"]: r["summary"] for r in results},
+        "summaries": {r["label"]: r["summary"] for r in results},
+        "run_dirs": {r["label"]: str(out / _slug(r["label"])) for r in results},
         "elapsed_s": round(time.perf_counter() - t0, 2),
-        "elapsed_per_mode_s": {r["mode"]: r["elapsed_s"] for r in results},
+        "elapsed_per_mode_s": {r["label"]: r["elapsed_s"] for r in results},
     }
-    write_outputs(out, report, {r["mode"]: r["curve"] for r in results})
+    write_outputs(out, report, {r["label"]: r["curve"] for r in results}, rvs_rows if forced is not None else None)
+    if spec.progress and rvs_summary is not None:
+        v = rvs_summary
+        print(f"compare: real vs synthetic {' '.join(v['funds'])}: {v['n_matched']} matched trade(s), entry "
+              f"|diff| mean {v['mean_abs_entry_diff_bp']} bp / median {v['median_abs_entry_diff_bp']} bp, exit "
+              f"mean {v['mean_abs_exit_diff_bp']} / median {v['median_abs_exit_diff_bp']} bp, trade return "
+              f"|diff| mean {v['mean_abs_return_diff_bp']} bp; pnl diff mean {v['mean_pnl_diff']} total "
+              f"{v['total_pnl_diff']}; only real {v['only_real']}, only synthetic {v['only_synthetic']}",
+              file=sys.stderr, flush=True)
     return report
 
 
-def write_outputs(out: Path, report: dict[str, Any], curves: dict[str, list[tuple[datetime, float]]]) -> None:
+def _slug(label: str) -> str:
+    """A row label as a directory name: 'leveraged_etf (synthetic TQQQ)' -> leveraged_etf_synthetic_TQQQ."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_")
+
+
+# -- real vs synthetic fund bars --------------------------------------------------------------------
+
+REAL_VS_SYNTHETIC_COLUMNS = (
+    "signal_id", "fund", "status", "trade_type", "direction",
+    "entry_time_real", "entry_price_real", "exit_time_real", "exit_price_real", "shares_real", "pnl_real",
+    "exit_reason_real",
+    "entry_time_synthetic", "entry_price_synthetic", "exit_time_synthetic", "exit_price_synthetic",
+    "shares_synthetic", "pnl_synthetic", "exit_reason_synthetic",
+    "entry_diff_bp", "exit_diff_bp", "return_real_bp", "return_synthetic_bp", "return_diff_bp", "pnl_diff",
+    "why",
+)
+
+
+def real_funds_traded(res: dict[str, Any], available: list[str], signal_symbols: list[str] = ()) -> list[str]:
+    """Funds a leveraged-ETF run traded on real catalog bars that can also be synthesised (their
+    index/sector proxy is in the catalog too), sorted."""
+    from backtests.letf_bars import underlying_for
+
+    synthetic = set(res["summary"].get("synthetic_instruments") or {})
+    signal = {s.strip().upper() for s in signal_symbols}
+    funds = {t["ticker"] for t in res["trades"] if t["instrument_type"] == "leveraged_etf"}
+    return sorted(f for f in funds
+                  if f in available and f not in synthetic and f not in signal
+                  and underlying_for(f, [a for a in available if a != f]) is not None)
+
+
+def _per_signal(trades: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A run's closed trades by signal id (a signal's partial round trips merged: share-weighted
+    prices, first entry, last exit, summed P&L)."""
+    by: dict[str, list[dict[str, Any]]] = {}
+    for t in trades:
+        by.setdefault(t["signal_id"], []).append(t)
+    out = {}
+    for sid, ts in by.items():
+        shares = sum(int(t["shares"] or 0) for t in ts)
+
+        def avg(k: str) -> float | None:
+            vals = [(float(t[k]), int(t["shares"] or 0) or 1) for t in ts if t.get(k) is not None]
+            return sum(v * n for v, n in vals) / sum(n for _, n in vals) if vals else None
+
+        out[sid] = {"fund": ts[0]["ticker"], "instrument_type": ts[0]["instrument_type"],
+                    "trade_type": ts[0].get("trade_type"), "direction": ts[0].get("direction"),
+                    "entry_time": min(t["entry_time"] for t in ts), "exit_time": max(t["exit_time"] for t in ts),
+                    "entry_price": avg("entry_price"), "exit_price": avg("exit_price"), "shares": shares,
+                    "pnl": sum(float(t["pnl"] or 0.0) for t in ts),
+                    "exit_reason": "+".join(dict.fromkeys(str(t.get("exit_reason")) for t in ts))}
+    return out
+
+
+def _ret_bp(t: dict[str, Any]) -> float | None:
+    if not t.get("entry_price") or t.get("exit_price") is None:
+        return None
+    sign = -1.0 if t.get("direction") == "short" else 1.0
+    return sign * (t["exit_price"] / t["entry_price"] - 1.0) * 1e4
+
+
+def _diff_bp(syn: float | None, real: float | None) -> float | None:
+    return None if not real or syn is None else (syn - real) / real * 1e4
+
+
+def _iso(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, datetime) else v
+
+
+def _why_not(run: str, sid: str, trades: dict[str, dict[str, Any]], decisions: dict[str, dict[str, Any]]) -> str:
+    """Why the ``run`` run has no trade of a forced fund for signal ``sid``."""
+    if sid in trades:
+        t = trades[sid]
+        return f"{run} run traded {t['fund']} ({t['instrument_type']}) instead"
+    d = decisions.get(sid)
+    if d is None:
+        return f"{run} run: no decision for this signal"
+    if not d["approved"]:
+        return f"{run} run rejected it: {d['reason_code']}" + (f" ({d['reason']})" if d.get("reason") else "")
+    return (f"{run} run approved it ({d.get('instrument') or '?'}) but has no closed trade: the entry never "
+            "filled (limit expired / cancelled) or the position was still open at the end")
+
+
+def real_vs_synthetic(real: dict[str, Any], synthetic: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Per-signal comparison of the trades in the forced funds (``synthetic["force_synthetic"]``)
+    of a leveraged_etf run on real bars and its replay on synthetic bars. Differences are
+    synthetic minus real; prices in bp of the real price; ``return_*_bp`` the trade's return
+    (exit / entry - 1, fill prices, before fees). Returns (CSV rows, summary)."""
+    funds = set(synthetic["force_synthetic"])
+    tr, ts = _per_signal(real["trades"]), _per_signal(synthetic["trades"])
+    dr: dict[str, dict[str, Any]] = {}
+    ds: dict[str, dict[str, Any]] = {}
+    for src, dst in ((real["decisions"], dr), (synthetic["decisions"], ds)):
+        for d in src:
+            dst.setdefault(d["signal_id"], d)
+    in_real = {sid for sid, t in tr.items() if t["fund"] in funds}
+    in_syn = {sid for sid, t in ts.items() if t["fund"] in funds}
+    rows = []
+    for sid in sorted(in_real | in_syn, key=lambda x: (min(t["entry_time"] for t in (tr.get(x), ts.get(x))
+                                                           if t is not None), x)):
+        r = tr.get(sid) if sid in in_real else None
+        y = ts.get(sid) if sid in in_syn else None
+        base = r or y
+        row: dict[str, Any] = {"signal_id": sid, "fund": base["fund"], "trade_type": base["trade_type"],
+                               "direction": base["direction"]}
+        for tag, t in (("real", r), ("synthetic", y)):
+            for k in ("entry_time", "entry_price", "exit_time", "exit_price", "shares", "pnl", "exit_reason"):
+                v = None if t is None else t[k]
+                row[f"{k}_{tag}"] = round(v, 4) if isinstance(v, float) else _iso(v)
+        if r is not None and y is not None:
+            rr, ry = _ret_bp(r), _ret_bp(y)
+            row.update(status="both", entry_diff_bp=_r(_diff_bp(y["entry_price"], r["entry_price"])),
+                       exit_diff_bp=_r(_diff_bp(y["exit_price"], r["exit_price"])), return_real_bp=_r(rr),
+                       return_synthetic_bp=_r(ry), return_diff_bp=_r(None if rr is None or ry is None else ry - rr),
+                       pnl_diff=round(y["pnl"] - r["pnl"], 4), why="")
+        elif r is not None:
+            row.update(status="only_real", return_real_bp=_r(_ret_bp(r)), why=_why_not("synthetic", sid, ts, ds))
+        else:
+            row.update(status="only_synthetic", return_synthetic_bp=_r(_ret_bp(y)), why=_why_not("real", sid, tr, dr))
+        rows.append({c: row.get(c) for c in REAL_VS_SYNTHETIC_COLUMNS})
+    return rows, _rvs_summary(rows, sorted(funds))
+
+
+def _r(v: float | None, nd: int = 4) -> float | None:
+    return None if v is None else round(v, nd)
+
+
+def _rvs_summary(rows: list[dict[str, Any]], funds: list[str]) -> dict[str, Any]:
+    both = [r for r in rows if r["status"] == "both"]
+
+    def stat(key: str, fn: Callable[[list[float]], float], absolute: bool = True) -> float | None:
+        vals = [abs(r[key]) if absolute else r[key] for r in both if r[key] is not None]
+        return round(fn(vals), 4) if vals else None
+
+    pnl_real = sum(r["pnl_real"] for r in both)
+    pnl_syn = sum(r["pnl_synthetic"] for r in both)
+    return {
+        "funds": funds,
+        "n_matched": len(both),
+        "same_entry_time": sum(1 for r in both if r["entry_time_real"] == r["entry_time_synthetic"]),
+        "same_exit_time": sum(1 for r in both if r["exit_time_real"] == r["exit_time_synthetic"]),
+        "mean_abs_entry_diff_bp": stat("entry_diff_bp", statistics.fmean),
+        "median_abs_entry_diff_bp": stat("entry_diff_bp", statistics.median),
+        "mean_entry_diff_bp": stat("entry_diff_bp", statistics.fmean, absolute=False),
+        "mean_abs_exit_diff_bp": stat("exit_diff_bp", statistics.fmean),
+        "median_abs_exit_diff_bp": stat("exit_diff_bp", statistics.median),
+        "mean_exit_diff_bp": stat("exit_diff_bp", statistics.fmean, absolute=False),
+        "mean_abs_return_diff_bp": stat("return_diff_bp", statistics.fmean),
+        "median_abs_return_diff_bp": stat("return_diff_bp", statistics.median),
+        "mean_return_diff_bp": stat("return_diff_bp", statistics.fmean, absolute=False),
+        "pnl_real": round(pnl_real, 2),
+        "pnl_synthetic": round(pnl_syn, 2),
+        "mean_pnl_diff": stat("pnl_diff", statistics.fmean, absolute=False),
+        "median_pnl_diff": stat("pnl_diff", statistics.median, absolute=False),
+        "mean_abs_pnl_diff": stat("pnl_diff", statistics.fmean),
+        "total_pnl_diff": round(pnl_syn - pnl_real, 2),
+        "only_real": sum(1 for r in rows if r["status"] == "only_real"),
+        "only_synthetic": sum(1 for r in rows if r["status"] == "only_synthetic"),
+        "pnl_only_real": round(sum(r["pnl_real"] for r in rows if r["status"] == "only_real"), 2),
+        "pnl_only_synthetic": round(sum(r["pnl_synthetic"] for r in rows if r["status"] == "only_synthetic"), 2),
+        "sign": "synthetic minus real; prices in bp of the real price; return = exit / entry - 1 of the fills",
+    }
+
+
+def write_outputs(out: Path, report: dict[str, Any], curves: dict[str, list[tuple[datetime, float]]],
+                  real_vs_synthetic_rows: list[dict[str, Any]] | None = None) -> None:
     rows = report["rows"]
+    if real_vs_synthetic_rows is None:
+        (out / "real_vs_synthetic.csv").unlink(missing_ok=True)  # a previous compare's: not this one's
+    else:
+        with (out / "real_vs_synthetic.csv").open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=REAL_VS_SYNTHETIC_COLUMNS)
+            w.writeheader()
+            for r in real_vs_synthetic_rows:
+                w.writerow({k: "" if r[k] is None else r[k] for k in REAL_VS_SYNTHETIC_COLUMNS})
     with (out / "compare.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()
@@ -307,8 +570,13 @@ def render_html(report: dict[str, Any], curves: dict[str, list[tuple[datetime, f
         for c in COLUMNS if c != "mode")
     notes = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in report["notes"].items())
     syn = {}
-    for s in report["summaries"].values():
-        syn.update(s.get("synthetic_instruments") or {})
+    forced_label = (report.get("real_vs_synthetic") or {}).get("label")
+    for label, s in report["summaries"].items():
+        for t, d in (s.get("synthetic_instruments") or {}).items():
+            if d.get("replaces_real"):
+                syn[f"{t} (only in '{label}')"] = d
+            else:
+                syn.setdefault(t, d)
     unavailable = {}
     for s in report["summaries"].values():
         unavailable.update(s.get("etf_bars_unavailable") or {})
@@ -331,6 +599,7 @@ mode; signals received per mode: {html.escape(json.dumps(sig['received_per_mode'
 {html.escape(str(p['end'] or 'catalog end'))}, starting cash {p['cash']:,.2f}.</p>
 {synthetic_note({'synthetic_instruments': syn})}
 <h2>Results</h2><table><tr><th></th>{head}</tr>{body}</table>
+{_rvs_html(report.get("real_vs_synthetic"), forced_label)}
 <h2>Equity curves</h2>{chart}
 <h2>Notes</h2><ul>{notes}</ul>
 {f'<h2>Leveraged ETFs without bars</h2><ul>{unav}</ul>' if unav else ''}
@@ -338,6 +607,33 @@ mode; signals received per mode: {html.escape(json.dumps(sig['received_per_mode'
 {rejected}</table></body></html>"""
 
 
-__all__ = ["COLUMNS", "DEFAULT_MODES", "NOTES", "CompareArgumentError", "CompareSpec", "render_html",
-           "run_compare", "write_outputs"]
+def _rvs_html(v: dict[str, Any] | None, label: str | None) -> str:
+    """The real-vs-synthetic summary table ('' when no such replay ran)."""
+    if not v:
+        return ""
+    items = [
+        ("matched trades (signal traded in both runs)", v["n_matched"]),
+        ("same entry / exit minute", f"{v['same_entry_time']} / {v['same_exit_time']}"),
+        ("entry price |diff|, mean / median (bp)", f"{_fmt(v['mean_abs_entry_diff_bp'])} / "
+                                                  f"{_fmt(v['median_abs_entry_diff_bp'])}"),
+        ("exit price |diff|, mean / median (bp)", f"{_fmt(v['mean_abs_exit_diff_bp'])} / "
+                                                 f"{_fmt(v['median_abs_exit_diff_bp'])}"),
+        ("trade return |diff|, mean / median (bp)", f"{_fmt(v['mean_abs_return_diff_bp'])} / "
+                                                   f"{_fmt(v['median_abs_return_diff_bp'])}"),
+        ("P&amp;L real / synthetic (matched)", f"{_fmt(v['pnl_real'])} / {_fmt(v['pnl_synthetic'])}"),
+        ("P&amp;L diff per trade, mean (synthetic &minus; real)", _fmt(v["mean_pnl_diff"])),
+        ("P&amp;L diff, total", _fmt(v["total_pnl_diff"])),
+        ("traded only on real / only on synthetic bars", f"{v['only_real']} / {v['only_synthetic']}"),
+    ]
+    body = "".join(f"<tr><th>{k}</th><td>{val}</td></tr>" for k, val in items)
+    return (f"<h2>Real vs synthetic {html.escape(' '.join(v['funds']))}</h2>"
+            f"<p>The leveraged_etf run (real bars) against its replay <b>{html.escape(label or '')}</b>: the same "
+            "signals, the fund synthesised from its underlying (daily-reset model, started at the real fund's "
+            "price). Differences are synthetic minus real, prices in bp of the real price; per trade in "
+            "real_vs_synthetic.csv.</p>"
+            f"<table>{body}</table>")
+
+
+__all__ = ["COLUMNS", "DEFAULT_MODES", "NOTES", "REAL_VS_SYNTHETIC_COLUMNS", "CompareArgumentError", "CompareSpec",
+           "real_funds_traded", "real_vs_synthetic", "render_html", "run_compare", "write_outputs"]
 

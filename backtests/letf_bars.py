@@ -45,6 +45,19 @@ hours); i.e. ``synthesize_letf_bars(underlying, L, start_price)`` with ``base_pr
 From there ``P(t) = P_k · (1 + L·(S(t)/S_k − 1))`` within a session and costs are charged at each
 session close. Prices are rounded to cents like imported bars.
 
+Real vs synthetic
+-----------------
+``BacktestSpec.force_synthetic`` names funds to synthesise even though the catalog has their real
+bars (the real series is then not fed; :func:`check_forced_funds` validates the names). Such a
+fund starts at the real fund's price at the underlying's first bar, the open of the fund's bar of
+that minute (else of its next bar; :func:`real_anchor_price`), instead of 50.00, unless
+``synthetic_start_prices`` names one, so that its prices compare with the real ones: from there
+on the two differ only by the model's tracking error, which accumulates over the period (QQQ/TQQQ,
+2025-04-30 .. 06-13: synthetic +34.4 % vs real +32.7 %, about 4 bp a session). The summary's
+``synthetic_instruments`` entry then carries ``replaces_real`` (how the start was chosen).
+``trade-executor compare`` uses it to replay the leveraged_etf run on synthetic bars
+(``backtests.compare.real_vs_synthetic``).
+
 Volume
 ------
 Volume cannot be synthesised. Synthetic bars carry the *underlying's* volume as a placeholder:
@@ -83,8 +96,12 @@ __all__ = [
     "SyntheticFund",
     "decay_costs",
     "fund_terms",
+    "ForcedSyntheticError",
+    "anchor_forced_funds",
+    "check_forced_funds",
     "plan_synthetic_funds",
     "reachable_funds",
+    "real_anchor_price",
     "synthesize_fund_bars",
     "underlying_for",
 ]
@@ -203,10 +220,15 @@ class SyntheticFund:
     catalog_key: str
     base_price: float | None = None  # the underlying's first open (filled in once bars are built)
     model: str = "daily_reset"
+    # set when the catalog has the fund's real bars and the backtest synthesises it anyway
+    # (BacktestSpec.force_synthetic): how the start price was chosen
+    replaces_real: str | None = None
 
     def describe(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("ticker")
+        if d["replaces_real"] is None:
+            d.pop("replaces_real")
         return d
 
 
@@ -237,6 +259,83 @@ def plan_synthetic_funds(signal_symbols: list[str], available: list[str], xcfg: 
                                    start_price=p0, expense_ratio=terms["expense_ratio"], rate=float(rate),
                                    catalog_key=terms["catalog_key"]))
     return real, synth, missing
+
+
+def real_anchor_price(fund_bars: list, underlying_bars: list) -> tuple[float, int] | None:
+    """The real fund's price where a synthetic series starts (the open of the underlying's first
+    bar): the open of the fund's bar of that same minute, else the open of its first later bar.
+    Returns (price, that bar's ts_event) or None when the fund has no bar from then on."""
+    if not fund_bars or not underlying_bars:
+        return None
+    t0 = underlying_bars[0].ts_event
+    ts = np.fromiter((b.ts_event for b in fund_bars), dtype=np.int64, count=len(fund_bars))
+    i = int(np.searchsorted(ts, t0, side="left"))
+    if i >= len(fund_bars):
+        return None
+    return float(fund_bars[i].open.as_double()), int(ts[i])
+
+
+class ForcedSyntheticError(ValueError):
+    """``BacktestSpec.force_synthetic`` names a fund that cannot be synthesised in its place."""
+
+
+def check_forced_funds(funds: Iterable[str], available: Iterable[str], signal_symbols: Iterable[str],
+                       overrides: dict[str, str] | None = None) -> set[str]:
+    """The funds to synthesise although the catalog may have their real bars, validated: each is
+    a fund of the executor's catalog, not a signal symbol, and has an underlying in the catalog
+    (override, else index/sector proxy) to be built from."""
+    forced = {f.strip().upper() for f in funds if f and f.strip()}
+    unknown = sorted(f for f in forced if fund_terms(f) is None)
+    if unknown:
+        raise ForcedSyntheticError(f"unknown fund {', '.join(unknown)} (not a leveraged ETF of the "
+                                   "executor's catalog)")
+    signal = sorted(forced & {s.upper() for s in signal_symbols})
+    if signal:
+        raise ForcedSyntheticError(f"{', '.join(signal)} is a signal symbol: its bars feed the signals")
+    rest = [s for s in available if s.upper() not in forced]
+    orphan = sorted(f for f in forced if underlying_for(f, rest, overrides) is None)
+    if orphan:
+        raise ForcedSyntheticError(f"{', '.join(orphan)}: no underlying to synthesise it from (none of its "
+                                   "index/sector ETFs is in the catalog; name one with synthetic_underlyings)")
+    return forced
+
+
+def anchor_forced_funds(synth: list[SyntheticFund], forced: set[str], catalog: Any, start: Any = None,
+                        end: Any = None, given: dict[str, float] | None = None) -> list[SyntheticFund]:
+    """The planned synthetic funds, those in ``forced`` (real bars in the catalog, synthesised
+    anyway) started at the real fund's price instead of 50.00 (:func:`real_anchor_price`) unless
+    ``given`` (``synthetic_start_prices``) names a start price: from there on the two series
+    differ only by the model's tracking error, so their prices compare trade by trade. Loads the
+    underlying's and the real fund's bars of the period [start, end)."""
+    given_up = {k.upper() for k in (given or {})}
+    out = []
+    for fund in synth:
+        if fund.ticker not in forced:
+            out.append(fund)
+        elif fund.ticker in given_up:
+            out.append(SyntheticFund(**{**asdict(fund), "replaces_real": "start price given"}))
+        else:
+            out.append(_anchor_to_real(fund, catalog, start, end))
+    return out
+
+
+def _anchor_to_real(fund: SyntheticFund, catalog: Any, start: Any, end: Any) -> SyntheticFund:
+    under = catalog_io.load_bars(catalog, fund.underlying, start=start, end=end)
+    if not under:
+        return SyntheticFund(**{**asdict(fund), "replaces_real": "underlying has no bars in the period"})
+    hit = None
+    if fund.ticker in catalog_io.list_symbols(catalog):
+        real = catalog_io.load_bars(catalog, fund.ticker, start=under[0].ts_event, end=end)
+        hit = real_anchor_price(real, under)
+    if hit is None:
+        return SyntheticFund(**{**asdict(fund), "replaces_real": f"no real {fund.ticker} bar from the "
+                                f"underlying's first bar on: default start price"})
+    price, ts = hit
+    same = ts == under[0].ts_event
+    when = pd.Timestamp(ts, tz="UTC").isoformat()
+    return SyntheticFund(**{**asdict(fund), "start_price": price, "replaces_real": (
+        f"start price = open of the real {fund.ticker} bar {'of the same minute as' if same else 'next after'} "
+        f"{fund.underlying}'s first bar ({when})")})
 
 
 def synthesize_fund_bars(fund: SyntheticFund, underlying_bars: list) -> tuple[list, SyntheticFund]:

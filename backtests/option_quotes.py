@@ -59,6 +59,9 @@ class OptionSimConfig:
     # close expiring positions a minute before the broker's 0DTE new-order cut-off (False: hold
     # to the expiry close and settle at intrinsic value; for studies, not what the broker allows)
     cutoff_exit: bool = True
+    # a 0DTE is bought only while at least this many minutes remain before the broker's cut-off
+    # (otherwise the next expiry): the strategy uses the same margin (ExecutorStrategyConfig)
+    min_minutes_before_cutoff: float = 15.0
 
 
 def realised_vol_series(closes: np.ndarray, cfg: OptionSimConfig) -> np.ndarray:
@@ -128,7 +131,8 @@ def plan_contracts(signals: Iterable[Any], closes: dict[str, tuple[np.ndarray, n
         for spot in {float(px[i]), float(px[max(i - 1, 0)])}:
             try:
                 c = select_contract(s.ticker, spot, s.direction, now, calendar, broker=cfg.broker,
-                                    strike_increment=cfg.strike_increment)
+                                    strike_increment=cfg.strike_increment,
+                                    min_minutes_before_cutoff=cfg.min_minutes_before_cutoff)
             except ValueError:
                 continue
             prev = out.get(c.occ_symbol)

@@ -5,9 +5,10 @@ data (catalog bars instead of a feed) and the execution venue (Nautilus' simulat
 instead of a broker) differ.
 
 Fill realism (documented in the README): a market order sent when a 1-minute bar closes fills at
-that bar's close plus one tick of adverse slippage (backtests.fill_model: limits fill at their
-price or better, never slipped), and sells
-pay SEC + FINRA TAF fees (strategies.fees).
+that bar's close plus one tick of adverse slippage; a resting limit fills at its price or at the
+bar's open when the bar opens through it; a triggered stop fills one tick beyond its trigger, or
+beyond the open when the bar gaps through it (backtests.fill_model). Fees are the dated regulatory
+schedules (strategies.fees).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from strategies.execution_log import ExecutionLog, TeeSink
 from strategies.executor_strategy import ExecutorStrategy, ExecutorStrategyConfig
 from strategies.fees import USEquityFeeModel
 from strategies.risk_control import current_trading_state, install_risk_controls, risk_engine_config
-from strategies.signal_actor import SignalActor, SignalActorConfig, signal_order
+from strategies.signal_actor import SIGNAL_DELAY_NS, SignalActor, SignalActorConfig, signal_order
 from strategies.signal_data import TradeSignalData
 from strategies.trade_executor import ExecutorConfig, InstrumentMode
 from strategies.trade_executor.etf_catalog import LEVERAGED_ETF_CATALOG
@@ -86,6 +87,10 @@ class BacktestSpec:
     synthetic_start_prices: dict[str, float] | None = None  # fund -> start price (default 50.00)
     synthetic_underlyings: dict[str, str] | None = None  # fund -> catalog symbol feeding it (override)
     synthetic_rate: float = 0.0  # annual financing rate of synthetic funds (0.045 = 4.5 %)
+    # funds synthesised from their underlying even when the catalog has their real bars (the
+    # real series is then not fed); started at the real fund's price at the underlying's first
+    # bar unless synthetic_start_prices names one (backtests.letf_bars.anchor_forced_funds)
+    force_synthetic: tuple[str, ...] = ()
     progress: bool = True
     log_level: str = "ERROR"
 
@@ -168,9 +173,17 @@ def plan_symbols(spec: BacktestSpec) -> SymbolPlan:
             f"unknown symbol {', '.join(unknown)} in catalog {catalog}; available: {', '.join(available) or 'none'}")
     followed = list(symbols)
     plan = SymbolPlan(signal_symbols=symbols, catalog_symbols=followed)
+    from backtests.letf_bars import ForcedSyntheticError, anchor_forced_funds, check_forced_funds
+
+    try:
+        forced = check_forced_funds(spec.force_synthetic, available, symbols, spec.synthetic_underlyings)
+    except ForcedSyntheticError as e:
+        raise BacktestArgumentError(f"force_synthetic: {e}") from None
     if spec.mode in (InstrumentMode.LEVERAGED_ETF.value, InstrumentMode.BOTH.value):
         etf_tickers = {e["ticker"] for e in LEVERAGED_ETF_CATALOG.values()} | {
             e["inverse"] for e in LEVERAGED_ETF_CATALOG.values() if e["inverse"]}
+        if forced:  # their real bars are neither fed nor seen by the fund planner
+            available = [s for s in available if s not in forced]
         followed += [s for s in available if s in etf_tickers and s not in followed]
         xcfg = ExecutorConfig(**{"instrument_mode": spec.mode, **spec.executor})
         overrides = spec.synthetic_underlyings or {}
@@ -182,6 +195,9 @@ def plan_symbols(spec: BacktestSpec) -> SymbolPlan:
         _real, synth, missing = plan_synthetic_funds(
             symbols, available, xcfg, overrides=overrides, start_prices=spec.synthetic_start_prices,
             rate=spec.synthetic_rate)
+        if forced:  # started at the real fund's price unless synthetic_start_prices names one
+            synth = anchor_forced_funds(synth, forced, catalog, _ts(spec.start, "start"), _ts(spec.end, "end"),
+                                        given=spec.synthetic_start_prices)
         if spec.synthesize_etfs:
             plan.synthetic = synth
             plan.unavailable = missing
@@ -248,6 +264,16 @@ def load_bar_stream(spec: BacktestSpec, followed: list[str] | SymbolPlan, signal
     return merged, per_symbol
 
 
+def chunk_end(data: list, start: int, size: int) -> int:
+    """End (exclusive) of the chunk starting at ``start``: about ``size`` items, extended so that
+    it never splits one timestamp (a minute's bars and quotes of every instrument stay together,
+    and the minute's signals, stamped 2 ns later, follow all of them)."""
+    k = min(start + size, len(data))
+    while 0 < k < len(data) and data[k].ts_init == data[k - 1].ts_init:
+        k += 1
+    return k
+
+
 def _run_streaming(engine: BacktestEngine, bars: list, signals: list, *, progress: bool,
                    chunk: int = 50_000) -> None:
     """Feed the engine in chunks (Nautilus' streaming mode): bounded memory and a progress line per
@@ -256,11 +282,13 @@ def _run_streaming(engine: BacktestEngine, bars: list, signals: list, *, progres
     t0 = time.perf_counter()
     j = 0
     first = True
-    for i in range(0, n, chunk):
-        part = bars[i:i + chunk]
+    i = 0
+    while i < n:
+        k = chunk_end(bars, i, chunk)
+        part = bars[i:k]
         last_ts = part[-1].ts_init
         data = list(part)
-        while j < len(signals) and (signals[j].ts_init <= last_ts + 1 or i + chunk >= n):
+        while j < len(signals) and (signals[j].ts_init <= last_ts + SIGNAL_DELAY_NS or k >= n):
             data.append(signals[j])
             j += 1
         if len(data) > len(part):
@@ -268,11 +296,15 @@ def _run_streaming(engine: BacktestEngine, bars: list, signals: list, *, progres
         engine.add_data(part)
         # start the clock just before the first bar: time-bar aggregators anchor their buckets on it
         start = pd.Timestamp(part[0].ts_init - 60_000_000_000, tz="UTC") if first else None
-        engine.run(start=start, streaming=True)
+        # the last chunk runs 1 ms past its last bar, so the decisions the last minute schedules
+        # (exits 1 ns after it, signals 2 ns after it, an option's expiry settlement) still happen
+        end = pd.Timestamp(last_ts + 1_000_000, tz="UTC") if k >= n else None
+        engine.run(start=start, end=end, streaming=True)
         engine.clear_data()
         first = False
+        i = k
         if progress and n > chunk:
-            done = min(i + chunk, n)
+            done = k
             day = pd.Timestamp(last_ts, tz="UTC").tz_convert("America/New_York").date()
             rate = done / max(time.perf_counter() - t0, 1e-9)
             print(f"  progress: {done / n:6.1%}  ({done:,}/{n:,} bars, up to {day}, {rate:,.0f} bars/s)",
@@ -280,7 +312,8 @@ def _run_streaming(engine: BacktestEngine, bars: list, signals: list, *, progres
     engine.end()
 
 
-def build_engine(spec: BacktestSpec, log_level: str | None = None) -> BacktestEngine:
+def build_engine(spec: BacktestSpec, log_level: str | None = None,
+                 fill_model: ExecutorFillModel | None = None) -> BacktestEngine:
     xcfg = ExecutorConfig(**{"instrument_mode": spec.mode, **spec.executor})
     engine = BacktestEngine(BacktestEngineConfig(
         trader_id=TraderId("BACKTESTER-001"),
@@ -289,6 +322,9 @@ def build_engine(spec: BacktestSpec, log_level: str | None = None) -> BacktestEn
         risk_engine=risk_engine_config(xcfg.max_orders_per_minute),
     ))
     install_risk_controls(engine.kernel)
+    if fill_model is None:
+        fill_model = ExecutorFillModel(limit_fill_cap=spec.limit_fill_cap)
+    fill_model.set_clock(engine.kernel.clock)  # bar-aware fills once bars are registered (set_bars)
     engine.add_venue(
         venue=Venue(VENUE),
         oms_type=OmsType.NETTING,
@@ -296,11 +332,17 @@ def build_engine(spec: BacktestSpec, log_level: str | None = None) -> BacktestEn
         base_currency=USD,
         starting_balances=[Money(spec.starting_cash, USD)],
         default_leverage=Decimal(1),
-        fill_model=ExecutorFillModel(limit_fill_cap=spec.limit_fill_cap),
+        fill_model=fill_model,
         # a capped touch must not be topped up from the same bar's prices
-        liquidity_consumption=spec.limit_fill_cap is not None,
-        fee_model=USEquityFeeModel(),
+        liquidity_consumption=fill_model.limit_fill_cap is not None,
+        # fees by the fill's New York date (dated schedules), options by the broker's schedule
+        fee_model=USEquityFeeModel(clock=engine.kernel.clock,
+                                   option_broker=spec.option_sim.broker if spec.option_sim is not None else "alpaca"),
         bar_execution=True,
+        # a protective stop sent after an entry filled inside a bar that then traded through the
+        # stop is accepted and triggers (at its trigger, backtests.fill_model), as a stop placed
+        # right after the fill would have; refused, it would leave at the close, beyond the budget
+        reject_stop_orders=False,
     )
     return engine
 
@@ -335,7 +377,11 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
     bars, per_symbol = load_bar_stream(spec, plan, signal_symbols, underlying_bars=raw_bars)
     followed = plan.followed
 
-    engine = build_engine(spec)
+    fill_model = ExecutorFillModel(limit_fill_cap=spec.limit_fill_cap)
+    engine = build_engine(spec, fill_model=fill_model)
+    for sym, sym_bars in per_symbol.items():
+        # the fill model prices resting limits and stops on the bar being matched (its open)
+        fill_model.set_bars_from(catalog_io.instrument_id_for(sym), sym_bars)
     for sym in plan.catalog_symbols:
         engine.add_instrument(catalog_io.load_instrument(spec.catalog, sym))
     for fund in plan.synthetic:
@@ -402,6 +448,8 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
         control_poll_seconds=spec.control_poll_seconds, alert_webhook_url=spec.alert_webhook_url,
         option_broker=(spec.option_sim.broker if spec.option_sim is not None else "alpaca"),
         option_cutoff_exit=(spec.option_sim.cutoff_exit if spec.option_sim is not None else True),
+        option_min_minutes_before_cutoff=(spec.option_sim.min_minutes_before_cutoff
+                                          if spec.option_sim is not None else 15.0),
     ), sink=sink, control=control)
     engine.add_strategy(strategy)
     if on_engine is not None:
@@ -438,6 +486,17 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
                "letf_decay": {k: decay[k] for k in ("total", "trades", "estimated")},
                "options": options_info, "quotes": len(bars) - n_bars},
     )
+    # every fill with its own minute's bar / option quote (OUT/fills.csv), and the run facts
+    # `trade-executor check` needs (backtests.fills, backtests.check)
+    from backtests.fills import collect_fills, run_facts
+
+    fills = collect_fills(engine, per_symbol, universe.quotes if options_mode else None)
+    if actor is not None or recorded_from is not None:  # the actor's timeframes (here or in the recording pass)
+        timeframes = (actor.config if actor is not None else SignalActorConfig()).timeframes
+    else:  # a replayed signal set: the timeframes it has
+        timeframes = {s.data.timeframe for s in signals}
+    summary.update(run_facts(calendar=xcfg.calendar, signal_timeframes=timeframes, starting_cash=spec.starting_cash,
+                             events=log.events, fills=fills))
     if journal is not None:
         try:
             journal.flush()
@@ -448,7 +507,7 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
         control.close()
     engine.dispose()
     if spec.out_dir is not None:
-        write_outputs(Path(spec.out_dir), summary, log)
+        write_outputs(Path(spec.out_dir), summary, log, fills=fills)
     return BacktestResult(summary=summary, log=log, elapsed_s=elapsed, bars=n_bars,
                           out_dir=Path(spec.out_dir) if spec.out_dir else None,
                           letf_decay_trades=decay["per_trade"])
@@ -491,11 +550,17 @@ def _redact(url: str | None) -> str | None:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def write_outputs(out: Path, summary: dict[str, Any], log: ExecutionLog) -> None:
+def write_outputs(out: Path, summary: dict[str, Any], log: ExecutionLog,
+                  fills: list[dict[str, Any]] | None = None) -> None:
+    from backtests.fills import write_events_csv, write_fills_csv
+
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     write_trades_csv(out / "trades.csv", log.trades)
     write_decisions_csv(out / "decisions.csv", log.decisions)
+    write_events_csv(out / "events.csv", log.events)
+    if fills is not None:
+        write_fills_csv(out / "fills.csv", fills)
     write_html(out / "report.html", summary, log.equity, log.trades,
                title=f"Backtest {summary['mode']} {', '.join(summary['symbols'])}")
 
@@ -504,7 +569,7 @@ def write_signals(catalog_dir: Path, signals: list[TradeSignalData]) -> None:
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
     catalog_dir.mkdir(parents=True, exist_ok=True)
-    # The actor stamps signals 1 ns after the bar that produced them (ts_init), so on replay the
+    # The actor stamps signals 2 ns after the bar that produced them (ts_init), so on replay the
     # data engine delivers each after its bar, exactly when the in-process actor publishes it.
     rows = [TradeSignalData(ts_event=s.ts_event, ts_init=s.ts_init, signal_id=s.signal_id, ticker=s.ticker,
                             timeframe=s.timeframe, signal_type=s.signal_type, direction=s.direction,
@@ -520,7 +585,7 @@ def _load_signals(catalog_dir: Path, bars: list) -> list:
         raise BacktestArgumentError(f"signals catalog not found: {catalog_dir}")
     raw = ParquetDataCatalog(str(catalog_dir)).query(TradeSignalData)
     if bars:
-        lo, hi = bars[0].ts_init, bars[-1].ts_init + 1
+        lo, hi = bars[0].ts_init, bars[-1].ts_init + SIGNAL_DELAY_NS
         raw = [r for r in raw if lo <= r.ts_init <= hi]
     raw.sort(key=lambda r: signal_order(r.data))
     return raw

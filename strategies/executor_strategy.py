@@ -51,6 +51,7 @@ from strategies.trade_executor import (
     TradeSignal,
 )
 from strategies.trade_executor.etf_catalog import sector_of
+from strategies.trade_executor.kill_switch import trade_loss_vs_equity
 from strategies.trade_executor.exit_monitor import EXIT_PRIORITY
 from strategies.trade_executor.options_pricing import (
     bs_delta,
@@ -71,6 +72,7 @@ from strategies.trade_executor.position_manager import (
 )
 
 NANOS_PER_MINUTE = 60_000_000_000
+TIMEFRAME_MINUTES = {"1m": 1, "5m": 5, "10m": 10, "1h": 60, "1d": 390}
 
 
 def ns_to_dt(ns: int) -> datetime:
@@ -96,6 +98,10 @@ class ExecutorStrategyConfig(StrategyConfig, frozen=True):
     bar_spec: str = "1-MINUTE-LAST-EXTERNAL"
     broker_name: str = "backtest"
     equity_sample_minutes: int = 1
+    # Live feeds deliver a minute's bars of several instruments over a moment: the minute's
+    # decisions wait this long after its first bar (backtests: 0, they run 1 ns after the bars,
+    # and the minute's signals 2 ns after them, once the venue has settled the exits).
+    bar_settle_ms: int = 0
     # Operator state (executor_control): polled every N seconds of engine time when set (live),
     # otherwise read at start and at each session open (backtests).
     control_poll_seconds: float | None = None
@@ -109,6 +115,9 @@ class ExecutorStrategyConfig(StrategyConfig, frozen=True):
     option_broker: str = "alpaca"
     option_strike_increment: float = 1.0
     option_cutoff_exit: bool = True  # close 0DTE positions a minute before the broker's cut-off
+    # buy an expiring contract only while this many minutes remain before the broker's cut-off
+    # (else the next expiry): a 0DTE bought just before it could only be sold at it
+    option_min_minutes_before_cutoff: float = 15.0
     # How the venue's account balance treats a bought option: NautilusTrader's simulated venue
     # debits the premium (equity = balance + the options' market value); the Alpaca adapter
     # reports equity minus unrealised P&L (equity = balance + their unrealised P&L, as stocks).
@@ -128,11 +137,7 @@ class ExecutorStrategy(Strategy):
         self.venue = Venue(config.venue)
         self.sink: ExecutionSink = sink if sink is not None else ExecutionLog()
         self.calendar = MarketCalendar(self.xconfig.calendar)
-        self.router = InstrumentRouter(
-            self.xconfig.instrument_mode,
-            min_etf_daily_volume=self.xconfig.min_etf_daily_volume,
-            prefer_3x_for_day_trades=self.xconfig.prefer_3x_for_day_trades,
-        )
+        self.router = InstrumentRouter.from_config(self.xconfig)
         self.sizer = PositionSizer(self.xconfig)
         self.etf_sizer = LeveragedETFSizer(self.xconfig)
         self.gate = RiskGate(self.xconfig, calendar=self.calendar, buying_power_includes_pending=True)
@@ -148,10 +153,17 @@ class ExecutorStrategy(Strategy):
         self.session_open: datetime | None = None
         self.starting_equity: float | None = None
         self.daily_trades = 0
-        self.recent_trade_pnl_pcts: list[float] = []
+        self.recent_trade_pnl_pcts: list[float] = []  # informational: P&L / position cost
+        self.recent_trade_losses_vs_equity: list[float] = []  # the kill switch's consecutive-loss input
         self.signals_received = 0
         self._last_equity_sample_ns = 0
         self._bar_types: dict[BarType, str] = {}
+        self._last_bar: dict[str, Bar] = {}
+        self._due_syms: dict[str, int] = {}  # symbol -> ts of its bar waiting for the minute's decisions
+        self._due_clouds: dict[tuple[str, str], int] = {}  # (symbol, timeframe) -> ts of its new cloud row
+        self._deferred_clouds: set[tuple[str, str]] = set()  # cloud exits waiting for the session
+        self._minute_alert: str | None = None
+        self._minute_seq = 0
         self.control = control
         self.trading_state = "ACTIVE"  # what this strategy last asked the RiskEngine for
         self._reducing_orders: set[str] = set()  # exits let through REDUCING before HALTED
@@ -241,6 +253,7 @@ class ExecutorStrategy(Strategy):
             starting_equity=starting,
             pending_orders=pending,
             recent_trade_pnl_pcts=list(self.recent_trade_pnl_pcts),
+            recent_trade_losses_vs_equity=list(self.recent_trade_losses_vs_equity),
             as_of=now,
             last_broker_contact=self._broker_contact(now),
         )
@@ -269,6 +282,7 @@ class ExecutorStrategy(Strategy):
             self.on_trade_signal(data)
 
     def on_trade_signal(self, data: TradeSignalData) -> None:
+        self._run_minute_if_due()
         self.signals_received += 1
         now = self.clock.utc_now()
         try:
@@ -325,7 +339,7 @@ class ExecutorStrategy(Strategy):
             etf = self.router.select_etf(signal)
             size = self.etf_sizer.calculate(signal, etf, account, etf_price=price)
 
-        risk = self.gate.validate(signal, account, decision=decision, size=size, price=price,
+        risk = self.gate.validate(signal, account, decision=decision, size=size, price=price, now=now,
                                   kill_switch_active=(self.kill_switch.reason or True) if self.kill_switch.is_active else False)
         details = {"risk": risk.details, "size": _size_dict(size), "price": price,
                    "account": {"equity": round(account.equity, 2), "buying_power": round(account.buying_power, 2),
@@ -401,7 +415,8 @@ class ExecutorStrategy(Strategy):
         try:
             c = select_contract(signal.ticker, spot, signal.direction, now, self.calendar,
                                 broker=self.config.option_broker,
-                                strike_increment=self.config.option_strike_increment)
+                                strike_increment=self.config.option_strike_increment,
+                                min_minutes_before_cutoff=self.config.option_min_minutes_before_cutoff)
         except ValueError as e:
             return f"no_instrument: no option contract for {signal.ticker}: {e}"
         iid = InstrumentId.from_str(f"{c.occ_symbol}.{self.venue}")
@@ -540,6 +555,23 @@ class ExecutorStrategy(Strategy):
             # the stop's id goes into the open row: a restarted executor finds it at the venue
             record_open(self._trade_row(mp, self.clock.utc_now(), closed=False))
 
+    def _stop_refused(self, mp: ManagedPosition, oid: str, why: str, now: datetime) -> None:
+        """A protective stop did not get to rest (refused, denied, expired): the position must not
+        stay unprotected. While an entry order of the same trade still works (a broker may refuse
+        an opposite-side order as a potential wash trade), cancel it and place the stop again once
+        it is gone; otherwise (e.g. the market is already through the stop) leave at market now."""
+        self.sink.record_event(now, "stop_failed", f"{mp.signal_id}: protective stop {why}",
+                               {"order_id": oid, "open_qty": mp.open_qty})
+        if mp.entry_orders and not mp.stop_retried:
+            mp.stop_retried = True
+            if mp.scale_in == "waiting":
+                mp.scale_in = "skipped"
+            for entry_oid in list(mp.entry_orders):
+                self._cancel_if_open(entry_oid)
+            return  # _order_done of the entry places the stop again
+        if self._can_exit(mp):
+            self._submit_exit(mp, "stop_loss", ["stop_loss", "stop_refused"])
+
     def _cancel_if_open(self, oid: str | None) -> bool:
         if oid is None:
             return False
@@ -585,14 +617,15 @@ class ExecutorStrategy(Strategy):
                 self._close_round_trip(mp, now)
             elif mp.signal_id in self._exit_pending and mp.stop_order_id is None:
                 self._send_exit(mp)
+            elif mp.stop_retried and not mp.entry_orders and mp.stop_order_id is None and self._can_exit(mp):
+                self._protect(mp)  # the conflicting entry is gone: rest the stop again
             return
         if role == "stop":
             pending = self._exit_pending.get(mp.signal_id)
             if pending is not None and mp.open_qty > 0:
                 self._send_exit(mp)  # the stop is out of the way: now the exit
             elif mp.open_qty > 0 and "cancel" not in why:
-                self.sink.record_event(now, "stop_failed", f"{mp.signal_id}: protective stop {why}",
-                                       {"order_id": oid})
+                self._stop_refused(mp, oid, why, now)
             return
         # the exit did not go through: the position is still open, try again on the next bar
         self._exit_pending.pop(mp.signal_id, None)
@@ -606,15 +639,13 @@ class ExecutorStrategy(Strategy):
         pnl = round(gross - fees, 2)
         cost = pos.entry_price * mp.exit_filled_qty * pos.multiplier
         pnl_pct = pnl / cost if cost else 0.0
-        # The kill switch's "losing trade worse than 3 %" is measured on what the trade controlled:
-        # for an option that is its delta-equivalent stake in the underlying, not the premium (a
-        # $2 premium moving 6 cents is 3 % of the premium and noise for the account).
-        ks_pct = pnl_pct
-        if mp.decision.instrument_type == "option":
-            d = abs(float((mp.decision.etf_metadata or {}).get("delta") or 0.5))
-            stake = d * pos.multiplier * float(mp.underlying_entry or mp.signal.entry_price) * mp.exit_filled_qty
-            ks_pct = pnl / stake if stake else pnl_pct
-        self.recent_trade_pnl_pcts.append(ks_pct)
+        # The kill switch's "losing trade worse than 3 %" counts a loss against the account's
+        # equity before the trade closed (a full stop-out risks 5 % of equity at the defaults).
+        self.recent_trade_pnl_pcts.append(pnl_pct)
+        equity_before = self.equity() - pnl
+        self.recent_trade_losses_vs_equity.append(
+            trade_loss_vs_equity(pnl, equity_before) if equity_before > 0 else 1.0)
+        del self.recent_trade_losses_vs_equity[:-20]
         del self.recent_trade_pnl_pcts[:-20]
         self._exit_pending.pop(mp.signal_id, None)
         self.sink.record_trade(self._trade_row(mp, now, closed=True, exit_px=exit_px, pnl=pnl,
@@ -679,12 +710,18 @@ class ExecutorStrategy(Strategy):
         }
 
     # ── bars: marks, clouds, entries in progress, exits, equity curve ───────────────────────
+    # A bar only updates state (last prices, clouds) and marks its minute as due. The minute's
+    # decisions (exits, scale-ins, order expiry, equity sample) run once every bar of that minute
+    # is in — every instrument's and every timeframe's — so an exit decided on the underlying's
+    # bar is priced on the traded instrument's bar of the *same* minute, never on its previous one.
+    # In a backtest the minute runs 1 ns after the bars, before the signals of that minute (2 ns
+    # after their bar; the simulated venue settles the exits in between); live, ``bar_settle_ms`` after the first bar of the minute.
     def on_bar(self, bar: Bar) -> None:
         key = self._cloud_bar_types.get(bar.bar_type)
         if key is not None:  # a completed higher-timeframe bar of a followed symbol
-            row = self._update_cloud(key, bar)
-            if row is not None:
-                self._cloud_exits(key, ns_to_dt(bar.ts_event))
+            if self._update_cloud(key, bar) is not None:
+                self._due_clouds[key] = bar.ts_event
+                self._schedule_minute(bar.ts_event)
             return
         sym = self._bar_types.get(bar.bar_type)
         if sym is None:
@@ -694,32 +731,120 @@ class ExecutorStrategy(Strategy):
             self.log.error(f"ignoring bar with bad close {close} for {sym}")
             return
         self.last_price[sym] = close
-        now = ns_to_dt(bar.ts_event)
-        self._roll_session(now)
+        self._last_bar[sym] = bar
         cloud_key = (sym, "1m")
-        has_1m_clouds = cloud_key in self.trackers and self._update_cloud(cloud_key, bar) is not None
+        if cloud_key in self.trackers and self._update_cloud(cloud_key, bar) is not None:
+            self._due_clouds[cloud_key] = bar.ts_event
+        self._due_syms[sym] = bar.ts_event
+        self._schedule_minute(bar.ts_event)
+
+    def _schedule_minute(self, ts_event: int) -> None:
+        if self._minute_alert is not None:
+            return
+        at = max(ts_event + 1, self.clock.timestamp_ns() + self.config.bar_settle_ms * 1_000_000)
+        self._minute_seq += 1
+        self._minute_alert = f"executor-minute-{self._minute_seq}"  # unique: never collides live
+        self.clock.set_time_alert_ns(self._minute_alert, at, self._on_minute_alert)
+
+    def _on_minute_alert(self, event=None) -> None:
+        if event is not None and getattr(event, "name", None) != self._minute_alert:
+            return  # cancelled after it was already due (a signal ran the minute first)
+        self._minute_alert = None
+        self._run_minute()
+
+    def _run_minute_if_due(self) -> None:
+        """Signals of a minute are decided after that minute's exits (replay and in-process alike)."""
+        if self._due_syms or self._due_clouds:
+            if self._minute_alert is not None:
+                if self._minute_alert in self.clock.timer_names:
+                    self.clock.cancel_timer(self._minute_alert)
+                self._minute_alert = None
+            self._run_minute()
+
+    def _run_minute(self) -> None:
+        due_syms = sorted(self._due_syms.items(), key=lambda kv: (kv[1], kv[0]))
+        due_clouds = sorted(self._due_clouds.items(), key=lambda kv: (kv[1], kv[0]))
+        self._due_syms.clear()
+        self._due_clouds.clear()
+        now = self.clock.utc_now()
+        self._roll_session(now)
+        in_session = self.calendar.is_open(now)
+        for sym, _ts in due_syms:
+            bar = self._last_bar[sym]
+            for mp in list(self.pm.by_signal.values()):
+                if mp.signal.ticker == sym:
+                    if mp.position is not None:
+                        mp.position.underlying_price = self.last_price[sym]
+                    if mp.scale_in == "waiting":
+                        self._check_scale_in(mp, bar, now)
+                if mp.decision.ticker == sym and mp.entry_orders:
+                    self._expire_entries(mp, now, in_session)
+        if not in_session:
+            # no exit order leaves outside the session: cloud exits of buckets that closed with
+            # the session (the 15:30-16:00 hour) are decided at the next open; price exits run
+            # again on every bar anyway
+            for key, _ts in due_clouds:
+                self._deferred_clouds.add(key)
+            self._settle_expired_options(now)
+        else:
+            for key in sorted(self._deferred_clouds):
+                self._cloud_exits(key, now)
+            self._deferred_clouds.clear()
+            for key, _ts in due_clouds:
+                self._cloud_exits(key, now)
+            for sym, _ts in due_syms:
+                self._price_exits(sym, now)
+        if due_syms:
+            last_ts = max(ts for _s, ts in due_syms)
+            if last_ts - self._last_equity_sample_ns >= self.config.equity_sample_minutes * NANOS_PER_MINUTE:
+                self._last_equity_sample_ns = last_ts
+                account = self.account_state(now)
+                self.sink.record_equity(now, account.equity)
+                if not self.kill_switch.is_active and self.kill_switch.check(account):
+                    self._on_kill_switch(now)
+
+    def _settle_expired_options(self, now: datetime) -> None:
+        """Option contracts held to their expiry close settle there, at the final (intrinsic)
+        quote, although the session is over: a settlement, not a trade the market must take."""
         for mp in list(self.pm.by_signal.values()):
-            if mp.signal.ticker == sym:
-                if mp.position is not None:
-                    mp.position.underlying_price = close
-                if mp.scale_in == "waiting":
-                    self._check_scale_in(mp, bar, now)
-            if mp.decision.ticker == sym:
-                if mp.entry_orders and not self.calendar.is_open(now):
-                    # entries never work outside the regular session (extended-hours prints)
-                    for oid in list(mp.entry_orders):
-                        if self._cancel_if_open(oid):
-                            self.sink.record_event(now, "entry_cancelled", f"{mp.signal_id}: session closed "
-                                                   "with the entry order working", {"order_id": oid})
-                else:
-                    self._age_limit_orders(mp, now)
-        if has_1m_clouds:
-            self._cloud_exits(cloud_key, now)
+            if mp.decision.instrument_type != "option" or not self._can_exit(mp):
+                continue
+            expiry = date.fromisoformat((mp.decision.etf_metadata or {})["expiry"])
+            close = self.calendar.session_close(expiry)
+            if close is not None and now >= close:
+                self._evaluate_exit(mp, now)
+
+    def _expire_entries(self, mp: ManagedPosition, now: datetime, in_session: bool) -> None:
+        """Working entry orders: cancelled when the session is over, for day trades and scalps
+        also at the EOD cut-off (nothing intraday may be opened into the close), and limits after
+        ``limit_entry_expire_bars`` bars of the traded instrument."""
+        why = None
+        if not in_session:
+            why = "session closed with the entry order working"
+        elif mp.signal.trade_type in ("day", "scalp") and self._past_eod_cutoff(now):
+            why = "EOD cut-off reached with the entry order working"
+        if why is None:
+            self._age_limit_orders(mp, now)
+            return
+        if mp.scale_in == "waiting":
+            mp.scale_in = "skipped"
+        for oid in list(mp.entry_orders):
+            mp.order_bars.pop(oid, None)
+            if self._cancel_if_open(oid):
+                self.sink.record_event(now, "entry_cancelled", f"{mp.signal_id}: {why}", {"order_id": oid})
+
+    def _past_eod_cutoff(self, now: datetime) -> bool:
+        cutoff = self.exit_monitor.eod_cutoff(now)
+        return cutoff is not None and now >= cutoff
+
+    def _price_exits(self, sym: str, now: datetime) -> None:
+        """Price exits on the traded instrument's bar (options: on the underlying's bar)."""
+        close = self.last_price[sym]
         for mp in list(self.pm.by_signal.values()):
             if not self._can_exit(mp):
                 continue
             if mp.decision.instrument_type == "option":
-                if mp.signal.ticker == sym:  # options: price exits on the underlying's bars
+                if mp.signal.ticker == sym:
                     self._evaluate_exit(mp, now)
                 continue
             if mp.decision.ticker != sym:
@@ -728,12 +853,6 @@ class ExecutorStrategy(Strategy):
             decision = self.exit_monitor.evaluate(mp.position, current_price=close, now=now)
             if decision is not None:
                 self._submit_exit(mp, decision.reason, list(decision.fired))
-        if bar.ts_event - self._last_equity_sample_ns >= self.config.equity_sample_minutes * NANOS_PER_MINUTE:
-            self._last_equity_sample_ns = bar.ts_event
-            account = self.account_state(now)
-            self.sink.record_equity(now, account.equity)
-            if not self.kill_switch.is_active and self.kill_switch.check(account):
-                self._on_kill_switch(now)
 
     def _update_cloud(self, key: tuple[str, str], bar: Bar) -> dict | None:
         """Feed the cloud tracker; returns the bar's row with cloud edges once warmed up."""
@@ -796,13 +915,18 @@ class ExecutorStrategy(Strategy):
         self._submit_exit(mp, fired[0], fired)
 
     def _age_limit_orders(self, mp: ManagedPosition, now: datetime) -> None:
+        """A limit entry waits ``limit_entry_expire_bars`` bars *of the signal's timeframe* (5
+        one-minute bars for a scalp, 5 ten-minute bars for a day trade, 5 hours for a swing —
+        within the session), counted in one-minute bars of the traded instrument."""
+        minutes = TIMEFRAME_MINUTES.get(mp.signal.timeframe, 1)
         for oid in list(mp.order_bars):
             mp.order_bars[oid] += 1
-            if mp.order_bars[oid] > mp.plan.expire_bars:
+            if mp.order_bars[oid] > mp.plan.expire_bars * minutes:
                 del mp.order_bars[oid]
                 if self._cancel_if_open(oid):
                     self.sink.record_event(now, "limit_expired", f"{mp.signal_id}: limit entry unfilled after "
-                                           f"{mp.plan.expire_bars} bars, cancelled", {"order_id": oid})
+                                           f"{mp.plan.expire_bars} {mp.signal.timeframe} bars, cancelled",
+                                           {"order_id": oid})
 
     def _check_scale_in(self, mp: ManagedPosition, bar: Bar, now: datetime) -> None:
         """The second half goes in on the first pullback to the pullback cloud that holds."""

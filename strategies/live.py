@@ -46,6 +46,7 @@ class LiveSpec:
     trader_id: str = "EXECUTOR-001"
     log_level: str = "INFO"
     control_poll_seconds: float = 5.0
+    bar_settle_ms: int = 1500  # a minute's decisions wait this long after its first bar
     alert_webhook_url: str | None = None
     buying_power_multiplier: float = 2.0
     reconciliation_lookback_mins: int | None = 1440
@@ -138,6 +139,9 @@ def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
         external_order_claims=[f"{s}.{LIVE_VENUE}" for s in symbols],
         broker_name="alpaca", buying_power_multiplier=spec.buying_power_multiplier,
         control_poll_seconds=spec.control_poll_seconds, alert_webhook_url=spec.alert_webhook_url,
+        # a minute's bars of several symbols arrive over a moment: decide that minute's exits
+        # once they are in (or a signal of that minute arrives first)
+        bar_settle_ms=spec.bar_settle_ms,
     ), sink=journal, control=control)
     node.trader.add_actor(actor)
     node.trader.add_strategy(strategy)

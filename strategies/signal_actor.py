@@ -34,6 +34,13 @@ TIMEFRAME_SPECS: dict[str, tuple[str, timedelta]] = {
 }
 
 
+# Signals are stamped (ts_init) and published this long after the bar that produced them. The
+# executor decides each minute's exits 1 ns after the bar (ExecutorStrategy), and the simulated
+# venue settles between two timestamps, so a minute's signals always meet the state after that
+# minute's exits have gone through, whether they come from this actor or from a replayed catalog.
+SIGNAL_DELAY_NS = 2
+
+
 def signal_order(d: TradeSignalData) -> tuple:
     """Canonical order of signals stamped at the same time (also used when replaying)."""
     return (d.ts_init, d.ticker, d.timeframe, d.signal_type, d.signal_id)
@@ -69,12 +76,16 @@ class SignalActor(Actor):
         self.signal_count = 0
         self._buffer: list[TradeSignalData] = []
         self._flush_at: int | None = None
+        self._flush_seq = 0
+        self._flush_alert: str | None = None
 
     def on_start(self) -> None:
         for sym in self.config.symbols:
             for tf in self.config.timeframes:
                 bt = bar_type_for(sym, self.config.venue, tf)
-                self._routes[bt] = (sym, tf, TIMEFRAME_SPECS[tf][1])
+                # Nautilus delivers aggregated bars under their standard type (without the
+                # "@1-MINUTE-EXTERNAL" source): route by that, or 10m/1h/1d never arrive
+                self._routes[bt.standard()] = (sym, tf, TIMEFRAME_SPECS[tf][1])
                 self.subscribe_bars(bt)
 
     def on_bar(self, bar: Bar) -> None:
@@ -98,18 +109,24 @@ class SignalActor(Actor):
             return
         for signal in signals:
             self._buffer.append(TradeSignalData.from_signal(
-                signal, ts_event=bar.ts_event, ts_init=bar.ts_event + 1, serialize=False))
+                signal, ts_event=bar.ts_event, ts_init=bar.ts_event + SIGNAL_DELAY_NS, serialize=False))
         if self._flush_at is None:
-            # Publish 1 ns after the bar, once every bar of that minute (all symbols, all
+            # Publish 2 ns after the bar, once every bar of that minute (all symbols, all
             # timeframes) has been seen, in a canonical order: exactly what a replay of the
             # recorded signal set does, so replayed and in-process runs trade identically.
-            self._flush_at = bar.ts_event + 1
-            self.clock.set_time_alert_ns(f"signals-{self._flush_at}", self._flush_at, self._flush)
+            self._flush_at = bar.ts_event + SIGNAL_DELAY_NS
+            # a unique name: live, another symbol's bar of the same minute may arrive while the
+            # clock still holds an alert named after that minute
+            self._flush_seq += 1
+            self._flush_alert = f"signals-{self._flush_seq}"
+            self.clock.set_time_alert_ns(self._flush_alert, max(self._flush_at, self.clock.timestamp_ns()),
+                                         self._flush)
 
     def _flush(self, event=None) -> None:
         batch = sorted(self._buffer, key=signal_order)
         self._buffer = []
         self._flush_at = None
+        self._flush_alert = None
         for data in batch:
             self.signal_count += 1
             if self.config.keep_signals:
@@ -117,8 +134,15 @@ class SignalActor(Actor):
             self.publish_data(TRADE_SIGNAL_DATA_TYPE, data)
 
     def on_stop(self) -> None:
+        # Signals still buffered when the node stops are dropped, never published: a signal
+        # published while the executor stops could send an entry nobody manages.
         if self._buffer:
-            self._flush()
+            self.log.warning(f"{len(self._buffer)} signal(s) of the last minute dropped at stop")
+            self._buffer = []
+        if self._flush_alert is not None and self._flush_alert in self.clock.timer_names:
+            self.clock.cancel_timer(self._flush_alert)
+        self._flush_at = None
+        self._flush_alert = None
 
     def _in_session(self, close_ts: datetime, length: timedelta, tf: str) -> bool:
         start = close_ts - length

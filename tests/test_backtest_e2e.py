@@ -9,8 +9,10 @@ replayed from a signal catalog, so that the single round trip can be computed by
         capped by single-stock exposure 15% x 100,000 = 15,000 / 100.00 = 150 shares
   entry: market at the 10:00 close 100.00 + 1 tick slippage = 100.01
   exit : close reaches 102.00 at 10:20 -> profit_target, market sell 102.00 - 0.01 = 101.99
-  fees : buy 0; sell SEC 150 x 101.99 x 27.80e-6 = 0.4253 + FINRA TAF 150 x 0.000166 = 0.0249 -> 0.45
-  pnl  : (101.99 - 100.01) x 150 - 0.45 = 296.55
+  fees : rates in force on the trade date 2025-06-16 (strategies/fees.py schedule): buy 0;
+         sell SEC $0.00 per $1M (from 2025-05-14) -> 0 + FINRA TAF 150 x 0.000166 = 0.0249 -> 0.02
+         (under the old undated $27.80/$1M rate: + SEC 150 x 101.99 x 27.80e-6 = 0.4253 -> 0.45)
+  pnl  : (101.99 - 100.01) x 150 - 0.02 = 297.00 - 0.02 = 296.98
 """
 
 from __future__ import annotations
@@ -89,25 +91,25 @@ def test_single_trade_to_the_cent(tmp_path, fixture_catalog):
     assert t["entry_price"] == pytest.approx(100.01, abs=1e-9)
     assert t["exit_price"] == pytest.approx(101.99, abs=1e-9)
     assert t["exit_reason"] == "profit_target"
-    assert t["pnl"] == pytest.approx(296.55, abs=0.005)
+    assert t["pnl"] == pytest.approx(296.98, abs=0.005)  # 297.00 - fees 0.02
     assert t["entry_time"] == SESSION_OPEN + timedelta(minutes=30)
     assert t["exit_time"] == SESSION_OPEN + timedelta(minutes=50)
-    assert json.loads(t["metadata_json"])["fees"] == pytest.approx(0.45)
+    assert json.loads(t["metadata_json"])["fees"] == pytest.approx(0.02)  # TAF 0.0249, SEC $0 on 2025-06-16
 
     s = result.summary
     assert s["trades"] == 1 and s["win_rate"] == 1.0
-    assert s["ending_equity"] == pytest.approx(100_296.55, abs=0.005)
-    assert s["total_return_pct"] == pytest.approx(0.29655, abs=1e-4)  # rounded to 4 dp
+    assert s["ending_equity"] == pytest.approx(100_296.98, abs=0.005)
+    assert s["total_return_pct"] == pytest.approx(0.2970, abs=1e-4)  # 296.98 / 100,000 = 0.29698 % -> 4 dp
     assert s["exits_by_reason"] == {"profit_target": 1}
     assert s["signals_received"] == 1 and s["signals_approved"] == 1 and s["signals_rejected"] == 0
-    assert s["fees"] == pytest.approx(0.45)
+    assert s["fees"] == pytest.approx(0.02)
 
     # outputs on disk
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["ending_equity"] == pytest.approx(100_296.55, abs=0.005)
+    assert summary["ending_equity"] == pytest.approx(100_296.98, abs=0.005)
     with (out / "trades.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 1 and rows[0]["exit_reason"] == "profit_target" and float(rows[0]["pnl"]) == 296.55
+    assert len(rows) == 1 and rows[0]["exit_reason"] == "profit_target" and float(rows[0]["pnl"]) == 296.98
     assert "signal_id" in rows[0] and "metadata_json" in rows[0]
     html = (out / "report.html").read_text()
     assert "<polyline" in html and "Drawdown" in html
@@ -116,8 +118,8 @@ def test_single_trade_to_the_cent(tmp_path, fixture_catalog):
 def test_stop_loss_exit_and_rejections_are_recorded(tmp_path):
     # price falls after the entry: 100.00 flat, then -0.10 per minute; the close reaches the stop
     # 99.00 at 10:10. The protective stop resting at the venue (sell stop 99.00) triggers inside
-    # that bar, whose low is 98.98: a triggered stop takes liquidity at the worse of trigger and
-    # market, 98.98, minus one tick of slippage = 98.97 (conservative).
+    # that bar (O 99.10, L 98.98): the bar opened above the stop, so the price passed 99.00 on its
+    # way down and the stop fills at its trigger minus one tick of slippage = 98.99.
     closes = [100.00] * 30 + [round(100.00 - 0.10 * k, 2) for k in range(1, 31)]
     catalog = tmp_path / "catalog"
     catalog_io.import_files(catalog, [write_bars_csv(tmp_path / "QQQ.csv", closes)], tz="UTC", label="open")
@@ -135,9 +137,9 @@ def test_stop_loss_exit_and_rejections_are_recorded(tmp_path):
                                        signals_catalog=signals_catalog(tmp_path, sigs)))
     (t,) = result.log.trades
     assert t["exit_reason"] == "stop_loss"
-    assert t["exit_price"] == pytest.approx(98.97)
-    # (98.97 - 100.01) x 150 = -156.00; fees: SEC 150 x 98.97 x 27.8e-6 = 0.4127 + TAF 0.0249 -> 0.44
-    assert t["pnl"] == pytest.approx(-156.44, abs=0.005)
+    assert t["exit_price"] == pytest.approx(98.99)
+    # (98.99 - 100.01) x 150 = -153.00; fees on 2025-06-16: SEC $0 + TAF 150 x 0.000166 = 0.0249 -> 0.02
+    assert t["pnl"] == pytest.approx(-153.02, abs=0.005)
     assert json.loads(t["metadata_json"])["exit_order_id"] is None  # the resting stop filled
     assert result.summary["rejected_by_reason"] == {"duplicate": 1, "low_conviction": 1}
     reasons = {d.reason_code: d for d in result.log.decisions if not d.approved}
@@ -193,7 +195,7 @@ def test_backtest_journals_to_the_database(tmp_path, fixture_catalog, db_url):
         trades = c.execute(sa.text("select ticker, shares, exit_reason, pnl, status, run_id from trade_executions")).all()
         decisions = c.execute(sa.text(
             "select approved, reason_code, reason from signal_decisions where run_id = :r order by ts"), {"r": run_id}).all()
-    assert trades == [("QQQ", 150, "profit_target", 296.55, "closed", run_id)]
+    assert trades == [("QQQ", 150, "profit_target", 296.98, "closed", run_id)]  # see module docstring
     assert [(bool(d[0]), d[1]) for d in decisions] == [(True, None), (False, "low_conviction")]
     assert "30" in decisions[1][2]  # the rejection carries the number that failed
     with engine.connect() as c:
@@ -201,5 +203,5 @@ def test_backtest_journals_to_the_database(tmp_path, fixture_catalog, db_url):
                                   "where run_id = :r"), {"r": run_id}).all()
         runs = c.execute(sa.text("select mode, summary_json from backtest_runs where run_id = :r"), {"r": run_id}).all()
     engine.dispose()
-    assert [(str(d[0]), round(d[1], 2), d[2], d[3]) for d in daily] == [("2025-06-16", 296.55, 1, 1)]
-    assert runs[0][0] == "stock" and json.loads(runs[0][1])["ending_equity"] == pytest.approx(100_296.55)
+    assert [(str(d[0]), round(d[1], 2), d[2], d[3]) for d in daily] == [("2025-06-16", 296.98, 1, 1)]
+    assert runs[0][0] == "stock" and json.loads(runs[0][1])["ending_equity"] == pytest.approx(100_296.98)

@@ -90,6 +90,11 @@ def test_compare_four_modes_one_signal_set(tmp_path, compare_fixture, capsys):
     assert rows["stock"]["slippage_cost_est"] == pytest.approx(0.01 * 2 * (150 + 75 + 144))
     assert report["summaries"]["leveraged_etf"]["etf_bars_unavailable"].keys() == {"TECL", "TECS"}
     assert report["generation_run"] is None  # signals came from --signals-from
+    # no fund traded on real bars (none in the catalog): no real-vs-synthetic replay
+    assert report["real_vs_synthetic"] is None and not (out / "real_vs_synthetic.csv").exists()
+    # every mode's own backtest outputs
+    assert {m: (out / m / "trades.csv").is_file() for m in EXPECTED_TRADES} == dict.fromkeys(EXPECTED_TRADES, True)
+    assert report["run_dirs"] == {m: str(out / m) for m in EXPECTED_TRADES}
 
     with (out / "compare.csv").open() as f:
         csv_rows = list(csv.DictReader(f))

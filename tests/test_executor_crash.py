@@ -81,7 +81,9 @@ def test_kill_right_after_a_fill_keeps_that_fill(tmp_path):
         runs = c.execute(select(BacktestRunRecord)).all()
     assert [r.status for r in rows] == ["closed", "open"]
     first, second = rows
-    assert first.exit_reason == "profit_target" and first.pnl == pytest.approx(296.55, abs=0.005)
+    # test_backtest_e2e's round trip on 2025-06-16: (101.99 - 100.01) x 150 = 297.00 - fees (SEC $0 per
+    # $1M from 2025-05-14 + TAF 150 x 0.000166 = 0.0249 -> 0.02) = 296.98
+    assert first.exit_reason == "profit_target" and first.pnl == pytest.approx(296.98, abs=0.005)
     assert second.order_id == oid and second.shares == int(qty) and second.entry_price == pytest.approx(float(px))
     assert second.signal_id.startswith("QQQ-10m-cloud_bounce_long")
     assert json.loads(second.metadata_json)["last_price"] == pytest.approx(102.0)

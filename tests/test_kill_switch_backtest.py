@@ -10,7 +10,8 @@ a day trade) is stamped at the 10:00 close:
   10:06 close 99.40: -91.50
   10:07 close 99.30: -106.50   <- first bar where -106.50 <= -100 (daily_loss_limit 0.1% of 100,000)
   kill-switch exit: market sell at 99.30 - 0.01 = 99.29 -> (99.29 - 100.01) x 150 = -108.00,
-  fees SEC 150 x 99.29 x 27.8e-6 = 0.414 + TAF 0.025 = 0.44 -> pnl -108.44
+  fees on 2025-06-16 (strategies/fees.py schedule): SEC $0.00 per $1M (from 2025-05-14) + TAF
+  150 x 0.000166 = 0.0249 -> 0.02 -> pnl -108.02 (the undated $27.80/$1M rate gave 0.44, -108.44)
 
 After the trip the RiskEngine goes REDUCING (the exit passes) then HALTED: no order from any
 strategy passes, the executor rejects further signals with `kill_switch`.
@@ -24,6 +25,7 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from nautilus_trader.config import ActorConfig, StrategyConfig
 from nautilus_trader.common.actor import Actor
@@ -145,10 +147,13 @@ def run(catalog: Path, tmp_path: Path, *, executor: dict, rogue_minutes=(15, 38,
     return result, holder["rogue"]
 
 
-def assert_halted_after(result, rogue, trip: datetime, code: str) -> None:
+def assert_halted_after(result, rogue, trip: datetime, code: str, *, after_bar_ns: int = 1) -> None:
+    """``after_bar_ns``: triggers checked on a bar trip on that minute's step, 1 ns after the bar
+    (once every bar of the minute is in); the control poll's timer trips exactly at its time."""
     log = result.log
     kills = [e for e in log.events if e[1] == "kill_switch"]
-    assert len(kills) == 1 and kills[0][0] == trip and kills[0][2].startswith(code), kills
+    assert len(kills) == 1 and kills[0][0] == pd.Timestamp(trip) + pd.Timedelta(after_bar_ns, "ns") \
+        and kills[0][2].startswith(code), kills
     states = [e[2].split(":")[0] for e in log.events if e[1] == "trading_state"]
     assert states == ["REDUCING", "HALTED"]
     assert result.summary["trading_state"] == "HALTED"
@@ -167,7 +172,7 @@ def test_daily_loss_trips_closes_day_trade_and_halts_every_strategy(tmp_path, ca
     assert t["exit_reason"] == "kill_switch"
     assert t["exit_time"] == T_TRIP
     assert t["exit_price"] == pytest.approx(99.29)
-    assert t["pnl"] == pytest.approx(-108.44, abs=0.005)
+    assert t["pnl"] == pytest.approx(-108.02, abs=0.005)  # -108.00 - fees 0.02 (docstring)
     assert_halted_after(result, rogue, T_TRIP, "daily_loss_limit")
     (kill,) = [e for e in result.log.events if e[1] == "kill_switch"]
     assert kill[3]["daily_pnl"] == -106.5 and kill[3]["starting_equity"] == 100_000.0
@@ -199,7 +204,7 @@ def test_manual_trigger_from_the_control_table(tmp_path, catalog):
     assert len(kills) == 1 and kills[0][2] == "manual: operator pressed the button"
     trip = kills[0][0]
     assert at(36) <= trip <= at(37)
-    assert_halted_after(result, rogue, trip, "manual")
+    assert_halted_after(result, rogue, trip, "manual", after_bar_ns=0)
 
 
 def test_consecutive_losses_trigger(tmp_path):
@@ -276,7 +281,7 @@ def test_latch_survives_restart_until_operator_resumes(tmp_path, catalog, capsys
     assert [e.kind for e in w.get_events("kill_switch")] == ["kill_switch"]
     row = w.get_daily_pnl(SESSION_OPEN.date())
     assert row is not None and row.kill_switch_triggered and row.total_trades == 1
-    assert row.realized_pnl == pytest.approx(-108.44, abs=0.005)
+    assert row.realized_pnl == pytest.approx(-108.02, abs=0.005)  # -108.00 - fees 0.02 (docstring)
     from sqlalchemy import select
 
     from strategies.journal.models import BacktestRunRecord
@@ -382,7 +387,8 @@ def test_trip_cancels_a_working_limit_entry(tmp_path):
     spy_d = [d for d in result.log.decisions if d.ticker == "SPY"]
     assert len(spy_d) == 1 and spy_d[0].approved and spy_d[0].details["entry"]["limit_price"] == 50.20
     failed = [e for e in result.log.events if e[1] == "entry_failed"]
-    assert len(failed) == 1 and failed[0][0] == T_TRIP and "canceled" in failed[0][2]
+    assert len(failed) == 1 and failed[0][0] == pd.Timestamp(T_TRIP) + pd.Timedelta(1, "ns") \
+        and "canceled" in failed[0][2]
     assert [t["ticker"] for t in result.log.trades] == ["QQQ"]
     assert result.log.open_trades == {} and result.summary["trading_state"] == "HALTED"
 

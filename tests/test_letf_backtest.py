@@ -16,8 +16,10 @@ Fixture (one session, Mon 2025-06-16, crafted QQQ 1-minute bars; rows labelled b
   exit : ETF target = 50.75 · (1 + 3 · 2.00/100.50) = 53.7799 (the signal's 2.00 move, levered);
          TQQQ closes 53.75 at 10:20 (S 102.50), 53.90 at 10:21 (S 102.60) -> profit_target,
          market sell 53.90 − 0.01 = 53.89
-  fees : SEC 98 · 53.89 · 27.80e-6 = 0.1468 + TAF 98 · 0.000166 = 0.0163 -> 0.16
-  pnl  : (53.89 − 50.76) · 98 − 0.16 = 306.58
+  fees : rates in force on 2025-06-16 (strategies/fees.py schedule): SEC $0.00 per $1M (from
+         2025-05-14) + TAF 98 · 0.000166 = 0.0163 -> 0.02 (the old undated $27.80/$1M rate added
+         SEC 98 · 53.89 · 27.80e-6 = 0.1468 -> 0.16)
+  pnl  : (53.89 − 50.76) · 98 − 0.02 = 306.74 − 0.02 = 306.72
   decay: (3 · (102.60/100.50 − 1) − (53.90/50.75 − 1)) · 98 · 50.75 = 3.0716 (the fund re-levers
          from its 50.00 base, not from the entry, so an intraday gain lags 3x slightly)
 """
@@ -83,7 +85,7 @@ def test_long_signal_trades_synthetic_tqqq_to_the_cent(tmp_path):
     s_exit = qqq_at(closes, t["exit_time"])
     assert s_exit == 102.60
     assert t["exit_price"] == pytest.approx(round(1.5 * s_exit - 100.0, 2) - 0.01, abs=1e-9)  # 53.89
-    assert t["pnl"] == pytest.approx(306.58, abs=0.005)
+    assert t["pnl"] == pytest.approx(306.72, abs=0.005)  # 306.74 - fees 0.02 (docstring)
 
     s = result.summary
     assert s["synthetic_instruments"] == {

@@ -86,8 +86,10 @@ def test_live_paper_signal_order_fill_stop_journal(tmp_path):
         spec = LiveSpec(symbols=["QQQ"], db_url=db, api_key=KEY, api_secret=SECRET,
                         trading_url=srv.trading_url, trading_stream_url=srv.stream_url, data_url=srv.data_url,
                         data_stream_url=srv.data_stream_url, calendar="24/7", log_level="ERROR",
-                        # the test runs at any hour: shrink the 24/7 day's EOD window to a minute
-                        executor={"eod_minutes_before_close": 1},
+                        # the test runs at any hour: shrink the 24/7 day's EOD window to a minute;
+                        # its bars are stamped over the last few hours and pushed in seconds, so
+                        # their signals would be stale (stale_signal) without a longer age limit
+                        executor={"eod_minutes_before_close": 1, "max_signal_age_seconds": 86_400},
                         control_poll_seconds=1.0)
         seen: dict = {}
 
@@ -178,7 +180,7 @@ def test_restart_takes_over_the_open_position_and_its_resting_stop(tmp_path):
             return LiveSpec(symbols=["QQQ"], db_url=db, api_key=KEY, api_secret=SECRET, trading_url=srv.trading_url,
                             trading_stream_url=srv.stream_url, data_url=srv.data_url,
                             data_stream_url=srv.data_stream_url, calendar="24/7", log_level="ERROR",
-                            executor={"eod_minutes_before_close": 1},
+                            executor={"eod_minutes_before_close": 1, "max_signal_age_seconds": 86_400},
                             control_poll_seconds=1.0)
 
         async def first(live):

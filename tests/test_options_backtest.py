@@ -9,10 +9,14 @@ the 0DTE ATM contract, strike 101. Volatility fixed at 20 % (OptionSimConfig.fix
   T = 329 trading minutes / 98,280 = 0.0033476 years; call = put (ATM, r = 0) =
   101 x (2 N(d1) - 1) with d1 = 0.1 x sqrt(T) = 0.0057859 -> 0.466256
   spread = max($0.01, 1 % x 0.466) = $0.01 -> bid floor(0.46124) = 0.46, ask ceil(0.47124) = 0.48
-  size: 5 % x 100,000 = 5,000 of premium -> 104 contracts, then the 15 % single-name cap on the
-  delta exposure (|delta| x 100 x 101 per contract): call delta N(d1) = 0.502308 -> 2 contracts
-  (15,000 / 5,073.3 = 2.96), put delta -0.497692 -> 2 contracts (15,000 / 5,026.7 = 2.98)
-  fees: $0.05 per contract bought, $0.06 sold (regulatory; Alpaca charges no commission)
+  size: 5 % x 100,000 = 5,000 of premium -> 104 contracts; the premium (48 per contract) fits the
+  15 % single-name cap; the options' delta cap (max_option_delta_exposure 50 % of equity, on
+  |delta| x 100 x 101 per contract): call delta N(d1) = 0.502308 -> 9 contracts
+  (50,000 / 5,073.3 = 9.86), put delta -0.497692 -> 9 contracts (50,000 / 5,026.7 = 9.95)
+  fees (Alpaca, $0 commission; per-contract pass-throughs in force on 2025-06-16, strategies/fees.py):
+        buy  9 x (ORF 0.02685 + OCC 0.02) = 0.42165 -> 0.42
+        sell 9 x (ORF 0.02685 + OCC 0.02 + options TAF 0.00279) = 0.44676, + SEC $0.00 per $1M
+             (from 2025-05-14) -> 0.45;  round trip 0.87
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ def rows_up():
 def test_hand_computed_premium_and_delta():
     assert bs_price(101.0, 101.0, T_ENTRY, 0.20, 0.0, "call") == pytest.approx(0.466256, abs=5e-6)
     assert bs_delta(101.0, 101.0, T_ENTRY, 0.20, 0.0, "call") == pytest.approx(0.502308, abs=5e-6)
-    assert math.floor(15_000 / (0.502308 * 100 * 101)) == 2
-    assert math.floor(15_000 / (0.497692 * 100 * 101)) == 2
+    assert math.floor(50_000 / (0.502308 * 100 * 101)) == 9
+    assert math.floor(50_000 / (0.497692 * 100 * 101)) == 9
 
 
 def test_call_held_to_expiry_settles_in_the_money(tmp_path):
@@ -46,24 +50,26 @@ def test_call_held_to_expiry_settles_in_the_money(tmp_path):
                  option_sim=OptionSimConfig(fixed_vol=0.20, cutoff_exit=False), executor={"eod_close_time": "16:00"})
     (d,) = r.log.decisions
     assert d.approved and d.instrument == "QQQ250616C00101000" and d.instrument_type == "option"
-    assert d.shares == 2 and d.details["adjustments"]["requested_shares"] == 104
+    assert d.shares == 9 and d.details["adjustments"]["requested_shares"] == 104
+    assert d.details["adjustments"]["capped_by"] == "option_delta_exposure"
     (t,) = r.log.trades
-    assert (t["entry_price"], t["shares"], t["entry_time"]) == (0.48, 2, at(FLAT + 1))
+    assert (t["entry_price"], t["shares"], t["entry_time"]) == (0.48, 9, at(FLAT + 1))
     # 16:00: QQQ 103.29 -> intrinsic 2.29, no spread at expiry
     assert (t["exit_reason"], t["exit_price"], t["exit_time"]) == ("expired", 2.29,
                                                                     datetime(2025, 6, 16, 20, 0, tzinfo=timezone.utc))
-    # (2.29 - 0.48) x 2 x 100 = 362.00 - fees 2 x 0.05 + 2 x 0.06 = 0.22
-    assert t["pnl"] == pytest.approx(361.78, abs=0.005)
+    # (2.29 - 0.48) x 9 x 100 = 1,629.00 - fees 0.42 + 0.45 = 0.87 (module docstring) -> 1,628.13
+    assert t["pnl"] == pytest.approx(1628.13, abs=0.005)
     assert json.loads(t["metadata_json"])["multiplier"] == 100.0
     # equity counts the option at its value: buying it costs the half-spread and the fee, then
-    # time decay while QQQ stands still (about $18), never the $96 premium itself (the simulated
+    # time decay while QQQ stands still (about $80), never the $432 premium itself (the simulated
     # venue debits the premium from the balance)
-    held = [e for ts, e in r.log.equity if at(FLAT + 1) < ts < datetime(2025, 6, 16, 20, 0, tzinfo=timezone.utc)]
-    assert held[0] == pytest.approx(100_000 - 0.01 * 2 * 100 - 0.10, abs=0.01)  # (0.48 - mid 0.47) x 2 x 100 + fee
-    assert min(held) > 100_000 - 40
+    # (the sample of the entry minute is taken 1 ns after its bar, before the signal is handled)
+    held = [e for ts, e in r.log.equity if at(FLAT + 2) <= ts < datetime(2025, 6, 16, 20, 0, tzinfo=timezone.utc)]
+    assert held[0] == pytest.approx(100_000 - 0.01 * 9 * 100 - 0.42, abs=0.01)  # (0.48 - mid 0.47) x 9 x 100 + buy fee
+    assert min(held) > 100_000 - 180
     # two contracts are quoted: the 101 call, and the 100 call in case the signal had arrived
     # before its bar (previous close 100.00)
-    assert r.summary["options"]["contracts"] == 2 and r.summary["ending_equity"] == pytest.approx(100_361.78)
+    assert r.summary["options"]["contracts"] == 2 and r.summary["ending_equity"] == pytest.approx(101_628.13)
 
 
 def test_put_expires_worthless(tmp_path):
@@ -76,9 +82,9 @@ def test_put_expires_worthless(tmp_path):
                  option_sim=OptionSimConfig(fixed_vol=0.20, cutoff_exit=False), executor={"eod_close_time": "16:00"})
     (t,) = r.log.trades
     assert t["ticker"] == "QQQ250616P00101000" and t["direction"] == "long"  # puts are bought
-    assert (t["entry_price"], t["shares"]) == (0.48, 2)
+    assert (t["entry_price"], t["shares"]) == (0.48, 9)
     assert (t["exit_reason"], t["exit_price"]) == ("expired", 0.0)
-    assert t["pnl"] == pytest.approx(-0.48 * 2 * 100 - 0.22, abs=0.005)
+    assert t["pnl"] == pytest.approx(-0.48 * 9 * 100 - 0.87, abs=0.005)  # fees 0.42 + 0.45 (docstring)
 
 
 def test_alpaca_0dte_cutoff_closes_before_the_deadline(tmp_path):
@@ -136,7 +142,7 @@ def test_option_trades_are_journaled_with_their_occ_symbol(tmp_path):
                  option_sim=OptionSimConfig(fixed_vol=0.20), db_url=db)
     with create_engine(db).connect() as c:
         rows = c.execute(text("select ticker, original_ticker, instrument_type, status, shares from trade_executions")).all()
-    assert rows == [("QQQ250616C00101000", "QQQ", "option", "closed", 2)]
+    assert rows == [("QQQ250616C00101000", "QQQ", "option", "closed", 9)]
     assert r.summary["journal"]["run_id"]
 
 

@@ -15,6 +15,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from backtests import catalog_io
@@ -28,6 +29,12 @@ FLAT = 60  # minutes of 100.00 before anything happens (bars close 09:31 ... 10:
 
 def at(minutes: int) -> datetime:
     return SESSION_OPEN + timedelta(minutes=minutes)
+
+
+def decided(i: int) -> pd.Timestamp:
+    """When the executor decides on bar i's minute: 1 ns after the bar, once every bar of that
+    minute is in (ExecutorStrategy's minute step)."""
+    return pd.Timestamp(at(i)) + pd.Timedelta(1, "ns")
 
 
 def write_ohlc(path: Path, rows: list[tuple[float, float, float, float]], volume: int = 10_000,
@@ -69,12 +76,14 @@ def backtest(tmp_path: Path, rows, signals, *, executor=None, symbols=("QQQ",), 
 
 
 def signals_catalog(tmp_path: Path, signals) -> Path:
-    """Signals stamped 1 ns after their bar, as the live signal actor publishes them."""
+    """Signals stamped SIGNAL_DELAY_NS after their bar, as the signal actor publishes them."""
+    from strategies.signal_actor import SIGNAL_DELAY_NS
+
     path = tmp_path / "signals"
     rows = []
     for s in signals:
-        ns = int(s.timestamp.timestamp() * 1e9) + 1
-        rows.append(TradeSignalData.from_signal(s, ts_event=ns, ts_init=ns))
+        ns = int(s.timestamp.timestamp() * 1e9)
+        rows.append(TradeSignalData.from_signal(s, ts_event=ns, ts_init=ns + SIGNAL_DELAY_NS))
     write_signals(path, rows)
     return path
 
@@ -108,7 +117,7 @@ def test_limit_at_cloud_cancelled_after_the_expiry(tmp_path):
     r = backtest(tmp_path, rows, [scalp(FLAT + 1, conviction=60)], executor={"limit_entry_expire_bars": 3})
     assert r.log.trades == [] and r.log.open_trades == {}
     (exp,) = events(r, "limit_expired")
-    assert exp[0] == at(FLAT + 5)  # 4th bar after the order: more than 3 bars unfilled
+    assert exp[0] == decided(FLAT + 5)  # 4th bar after the order: more than 3 bars unfilled
     assert [e[1] for e in r.log.events if e[1] in ("limit_expired", "entry_failed")] == \
         ["limit_expired", "entry_failed"]
 
@@ -125,7 +134,7 @@ def test_scale_in_adds_on_a_pullback_that_holds(tmp_path):
                                        "order_type": "market", "limit_price": None, "expire_bars": None,
                                        "add_shares": 74, "reason": d.details["entry"]["reason"]}
     (add,) = events(r, "scale_in")
-    assert add[0] == at(FLAT + 4) and add[3]["shares"] == 74
+    assert add[0] == decided(FLAT + 4) and add[3]["shares"] == 74
     (row,) = r.log.open_trades.values()
     assert row["shares"] == 148
     assert row["entry_price"] == pytest.approx((74 * 101.01 + 74 * 100.81) / 148)
@@ -140,7 +149,7 @@ def test_scale_in_add_skipped_when_the_pullback_breaks_the_cloud(tmp_path):
         [bar(100.60), bar(100.50, o=100.60, lo=100.15)] + [bar(100.60)] * 5
     r = backtest(tmp_path, rows, [scalp(FLAT + 1, metadata={}, stop_loss=99.0, target_price=105.0)])
     (skip,) = events(r, "scale_in_skipped")
-    assert skip[0] == at(FLAT + 4) and "closed through the cloud" in skip[2]
+    assert skip[0] == decided(FLAT + 4) and "closed through the cloud" in skip[2]
     assert events(r, "scale_in") == []
     (row,) = r.log.open_trades.values()
     assert row["shares"] == 74 and row["entry_price"] == 101.01
@@ -198,13 +207,13 @@ def test_cloud_flip_exit(tmp_path):
 
 
 def test_time_stop_after_two_hours_without_progress(tmp_path):
-    # a 10m day trade entered at 10:00 (100.01) while the price sits at 100.00: open more than 120
-    # minutes and not better than entry -> time_stop on the 12:01 bar, sold at 99.99
+    # a 10m day trade entered at 10:00 (100.01) while the price sits at 100.00: open 120 minutes
+    # and not better than entry -> time_stop decided on the 12:00 bar (1 ns after it), sold at 99.99
     rows = [bar(100.0) for _ in range(200)]
     sig = fixture_signal(timestamp=at(30), stop_loss=99.0, target_price=102.0)
     r = backtest(tmp_path, rows, [sig])
     t, meta = exit_of(r)
-    assert (t["exit_reason"], t["exit_time"], t["exit_price"]) == ("time_stop", at(151), 99.99)
+    assert (t["exit_reason"], t["exit_time"], t["exit_price"]) == ("time_stop", at(150), 99.99)
 
 
 def test_macro_cloud_close_is_a_stop_loss(tmp_path):
@@ -224,7 +233,8 @@ def test_partial_fill_then_exit_closes_exactly_the_filled_quantity(tmp_path):
     # limit buy 148 @ 100.22 (see the limit test); the venue gives 50 shares per touch: bar 64
     # touches once (its low), the rest is cancelled after 2 unfilled bars, then bar 68 jumps to
     # the 103.00 target: sell exactly 50 at 102.99.
-    # P&L (102.99 - 100.22) x 50 = 138.50 - fees (SEC 50 x 102.99 x 27.8e-6 = 0.143 + TAF 0.008)
+    # P&L (102.99 - 100.22) x 50 = 138.50 - fees on 2025-06-16 (SEC $0 per $1M from 2025-05-14 +
+    # TAF 50 x 0.000166 = 0.0083 -> 0.01) = 138.49 (the undated $27.80/$1M rate gave 0.15, 138.35)
     rows = flat() + [bar(101.0, o=100.0), bar(101.0), bar(101.0), bar(100.90, o=101.0, lo=100.10)] + \
         [bar(100.90)] * 3 + [bar(103.0, o=100.90)] + [bar(103.0)] * 3
     r = backtest(tmp_path, rows, [scalp(FLAT + 1, conviction=60)], limit_fill_cap=50,
@@ -234,7 +244,7 @@ def test_partial_fill_then_exit_closes_exactly_the_filled_quantity(tmp_path):
     t, meta = exit_of(r)
     assert t["shares"] == 50 and t["entry_price"] == pytest.approx(100.22)
     assert (t["exit_reason"], t["exit_price"]) == ("profit_target", 102.99)
-    assert t["pnl"] == pytest.approx(138.35, abs=0.005)
+    assert t["pnl"] == pytest.approx(138.49, abs=0.005)
     assert r.summary["open_positions_at_end"] == 0
 
 

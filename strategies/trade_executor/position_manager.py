@@ -179,6 +179,7 @@ class ManagedPosition:
     entry_order_id: str = ""  # the first entry order (the journal row's order_id)
     underlying_entry: float | None = None  # the underlying's price at the first entry fill
     exit_quote: tuple[float, float] | None = None  # options: (bid, ask) when the exit was sent
+    stop_retried: bool = False  # a refused protective stop was retried once its conflicting entry was gone
     fills: list[Fill] = field(default_factory=list)
     entry_filled_qty: int = 0
     entry_value: float = 0.0
