@@ -25,9 +25,8 @@ import numpy as np
 import pandas as pd
 from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
 from nautilus_trader.config import LoggingConfig
-from nautilus_trader.data.config import DataEngineConfig
 from nautilus_trader.model.currencies import USD
-from nautilus_trader.model.enums import AccountType, BarAggregation, OmsType
+from nautilus_trader.model.enums import AccountType, OmsType
 from nautilus_trader.model.identifiers import ClientId, TraderId, Venue
 from nautilus_trader.model.objects import Money
 
@@ -44,7 +43,8 @@ from backtests.letf_bars import (
 from backtests.report import build_summary, write_decisions_csv, write_html, write_trades_csv
 from strategies.execution_log import ExecutionLog, TeeSink
 from strategies.executor_strategy import ExecutorStrategy, ExecutorStrategyConfig
-from strategies.fees import USEquityFeeModel
+from backtests.fee_model import USEquityFeeModel
+from strategies.engine_config import data_engine_config
 from strategies.risk_control import current_trading_state, install_risk_controls, risk_engine_config
 from strategies.signal_actor import SIGNAL_DELAY_NS, SignalActor, SignalActorConfig, signal_order
 from strategies.signal_data import TradeSignalData
@@ -118,23 +118,6 @@ class SymbolPlan:
     @property
     def followed(self) -> list[str]:
         return self.catalog_symbols + [f.ticker for f in self.synthetic]
-
-
-def data_engine_config(build_delay_us: int = 0, live: bool = False) -> DataEngineConfig:
-    """``build_delay_us``: live feeds deliver a minute's bar a moment after the minute closes;
-    the higher-timeframe buckets wait that long before closing so the bar lands in its bucket.
-    ``live``: the TradingNode's LiveDataEngineConfig, same settings."""
-    if live:
-        from nautilus_trader.live.config import LiveDataEngineConfig as cls
-    else:
-        cls = DataEngineConfig
-    return cls(
-        time_bars_build_delay=build_delay_us,
-        # hour buckets 09:30-10:30, ... so they line up with the NYSE open (:30 in EST and EDT)
-        time_bars_origin_offset={BarAggregation.HOUR: pd.Timedelta(minutes=30)},
-        # overnight and on holidays nothing trades: no flat placeholder bars into the EMAs
-        time_bars_build_with_no_updates=False,
-    )
 
 
 def _ts(value: str | None, name: str) -> pd.Timestamp | None:

@@ -1,5 +1,5 @@
 """Regulatory and broker fees as they are in force on the trade date: one schedule, one formula,
-used identically by the backtest (``USEquityFeeModel``), the Alpaca live adapter
+used identically by the backtest (``backtests.fee_model.USEquityFeeModel``), the Alpaca live adapter
 (``adapters/alpaca/execution.py``) and the options core (``options_pricing.option_fees``).
 
 Where it lives (decision). The schedule and the fee functions are pure (standard library only:
@@ -8,8 +8,8 @@ Where it lives (decision). The schedule and the fee functions are pure (standard
 NautilusTrader and importing anything under ``adapters.alpaca`` runs that package's ``__init__``
 (Nautilus configs); the adapter, in turn, imports only this one dependency-free module, not the
 application (``strategies/__init__.py`` is empty). The Nautilus ``FeeModel`` subclass for
-backtests is kept here under its old name ``USEquityFeeModel`` but is built on first access
-(module ``__getattr__``), so ``import strategies.fees`` never loads Nautilus.
+backtests lives with the simulated venue, in ``backtests/fee_model.py``; this module never loads
+NautilusTrader (a layering contract in pyproject.toml, tested).
 
 Dated rates (``domain-facts.md`` §3 and §8, with the primary sources cited there):
 
@@ -71,8 +71,9 @@ __all__ = [
     "option_fees_ibkr",
     "option_regulatory_fees",
     "regulatory_fees",
+    "option_broker_name",
     "trade_date_of",
-]  # + USEquityFeeModel, built on first access (module __getattr__), left out of * so it never loads Nautilus
+]
 
 
 # -- the schedule ---------------------------------------------------------------------------------
@@ -305,7 +306,8 @@ _OPTION_BROKERS = {"alpaca": "alpaca", "none": "alpaca", "ibkr": "ibkr", "ib": "
                    "interactive_brokers": "ibkr", "interactivebrokers": "ibkr"}
 
 
-def _option_broker(broker: str) -> str:
+def option_broker_name(broker: str) -> str:
+    """The schedule a broker name selects: "alpaca" (also "none") or "ibkr" (also "ib", ...)."""
     b = _OPTION_BROKERS.get(str(broker).strip().lower())
     if b is None:
         raise ValueError(f"unknown option broker {broker!r}; expected one of {sorted(_OPTION_BROKERS)}")
@@ -320,61 +322,7 @@ def fill_fees(side: str, qty: Any, price: Any, trade_date: date | datetime | int
     premium per share, ``multiplier`` shares per contract) → ``option_fees_alpaca`` or
     ``option_fees_ibkr``; everything else → ``equity_fees``."""
     if option:
-        fn = option_fees_ibkr if _option_broker(option_broker) == "ibkr" else option_fees_alpaca
+        fn = option_fees_ibkr if option_broker_name(option_broker) == "ibkr" else option_fees_alpaca
         return fn(side, qty, price, trade_date, multiplier=multiplier, schedule=schedule)
     return equity_fees(side, qty, price, trade_date, commission_per_share=commission_per_share,
                        schedule=schedule)
-
-
-# -- the Nautilus fee model (built on first access) -------------------------------------------------
-
-
-def _build_fee_model_class() -> type:
-    from nautilus_trader.backtest.models import FeeModel
-    from nautilus_trader.model.enums import InstrumentClass, OrderSide
-    from nautilus_trader.model.objects import Money
-
-    class USEquityFeeModel(FeeModel):
-        """Nautilus FeeModel charging ``fill_fees`` on each backtest fill, by the fill's trade
-        date: equities ``equity_fees`` (SEC + FINRA TAF on sells, plus ``commission_per_share``);
-        option contracts the per-contract schedule of ``option_broker`` ("alpaca":
-        ``option_fees_alpaca``; "ibkr": ``option_fees_ibkr``).
-
-        Nautilus calls ``get_commission`` without a timestamp, so the fill time is read from
-        ``clock`` (the backtest runner passes ``engine.kernel.clock``, whose time is the event
-        being matched). Without a clock, ``order.ts_last`` (the order's last event before this
-        fill) is used: right for orders that fill the day they are accepted, possibly a day early
-        for a resting order. The time is converted to the New York date."""
-
-        def __init__(self, commission_per_share: float = 0.0, option_broker: str = "alpaca",
-                     clock: Any = None, schedule: FeeSchedule = FEE_SCHEDULE) -> None:
-            super().__init__()
-            self.commission_per_share = commission_per_share
-            self.option_broker = _option_broker(option_broker)
-            self.clock = clock
-            self.schedule = schedule
-
-        def fill_time_ns(self, order) -> int:
-            return int(self.clock.timestamp_ns()) if self.clock is not None else int(order.ts_last)
-
-        def get_commission(self, order, fill_qty, fill_px, instrument):  # noqa: D401 (Nautilus API)
-            side = "sell" if order.side == OrderSide.SELL else "buy"
-            fee = fill_fees(side, fill_qty.as_decimal(), fill_px.as_decimal(),
-                            trade_date_of(self.fill_time_ns(order)),
-                            option=instrument.instrument_class == InstrumentClass.OPTION,
-                            option_broker=self.option_broker,
-                            multiplier=instrument.multiplier.as_decimal(),
-                            commission_per_share=self.commission_per_share, schedule=self.schedule)
-            return Money(fee, instrument.quote_currency)
-
-    USEquityFeeModel.__module__ = __name__
-    USEquityFeeModel.__qualname__ = "USEquityFeeModel"
-    return USEquityFeeModel
-
-
-def __getattr__(name: str) -> Any:
-    if name == "USEquityFeeModel":
-        cls = _build_fee_model_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -82,7 +82,7 @@ def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
         AlpacaInstrumentProviderConfig,
     )
     from adapters.alpaca.factories import AlpacaLiveDataClientFactory, AlpacaLiveExecClientFactory
-    from backtests.runner import data_engine_config
+    from strategies.engine_config import data_engine_config
     from strategies.executor_strategy import ExecutorStrategy, ExecutorStrategyConfig
     from strategies.journal import ControlStore, JournalSink, database_url, upgrade
     from strategies.risk_control import install_risk_controls, risk_engine_config

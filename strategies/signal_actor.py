@@ -4,7 +4,7 @@ Subscribes to each symbol's 1-minute bars and to 10-minute, 1-hour and 1-day bar
 NautilusTrader aggregates from them (INTERNAL bar types). Nautilus emits a time bar only once its
 interval has closed and stamps it with the close time, so the engine only ever sees completed
 higher-timeframe bars. Hour buckets are anchored on :30 (the data engine's origin offset, see
-`backtests.runner.data_engine_config`) so they line up with the 09:30 open.
+`strategies.engine_config.data_engine_config`) so they line up with the 09:30 open.
 
 Bars outside the regular NYSE session (pre-market, after-hours) are ignored for signal generation:
 EMA-cloud rules are defined on regular-session candles and the executor does not trade outside it.

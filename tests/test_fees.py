@@ -28,11 +28,11 @@ from nautilus_trader.model.objects import Price, Quantity
 
 from adapters.alpaca.execution import fill_commission
 from adapters.alpaca.parsing import parse_equity, parse_option_contract
+from backtests.fee_model import USEquityFeeModel
 from strategies.fees import (
     FEE_SCHEDULE,
     FeeRates,
     FeeSchedule,
-    USEquityFeeModel,
     equity_fees,
     fill_fees,
     ibkr_option_commission,
