@@ -48,6 +48,29 @@ def test_tactic_by_conviction_and_volume(conviction, volume, scale, tactic):
     assert planner.tactic_for(sig(conviction, volume))[0] == tactic
 
 
+@pytest.mark.parametrize("high,medium,conviction,volume,tactic", [
+    ("limit", "limit", 80, True, "limit_at_cloud"),  # high conviction, but the user wants limits
+    ("market", "market", 60, True, "market"),        # medium conviction at market
+    ("market", "market", 60, False, "market"),
+    ("limit", "market", 80, False, "scale_in"),      # no volume confirmation: scale-in either way
+])
+def test_order_type_per_conviction_band_is_the_users_setting(high, medium, conviction, volume, tactic):
+    cfg = ExecutorConfig(high_conviction_order_type=high, medium_conviction_order_type=medium)
+    tac, why = EntryPlanner(cfg).tactic_for(sig(conviction, volume))
+    assert tac == tactic
+    plan = EntryPlanner(cfg).plan(sig(conviction, volume), 100, price=101.0, direction="long", cloud=PB)
+    assert plan.order_type == ("limit" if tactic == "limit_at_cloud" else "market")
+    if tactic == "limit_at_cloud":
+        assert plan.limit_price == 100.22 and "high_conviction_order_type=limit" in why
+
+
+def test_config_refuses_an_unknown_order_type_naming_the_field():
+    with pytest.raises(ValueError, match="high_conviction_order_type = 'stop'"):
+        ExecutorConfig(high_conviction_order_type="stop")
+    with pytest.raises(ValueError, match="default_time_in_force = 'fok'"):
+        ExecutorConfig(default_time_in_force="fok")
+
+
 def test_market_plan_sends_everything():
     p = EntryPlanner().plan(sig(), 148, price=101.0, direction="long", cloud=PB)
     assert (p.tactic, p.first_shares, p.add_shares, p.order_type, p.limit_price) == ("market", 148, 0, "market", None)

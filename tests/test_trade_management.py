@@ -112,6 +112,19 @@ def test_limit_at_cloud_fills_on_the_pullback(tmp_path):
     assert json.loads(row["metadata_json"])["entry_tactic"] == "limit_at_cloud"
 
 
+def test_default_time_in_force_ioc_cancels_a_limit_that_does_not_fill_at_once(tmp_path):
+    # the same limit buy at 100.22 with default_time_in_force="ioc": the market is at 101.00, so
+    # nothing fills immediately and the venue cancels the rest: no trade, the entry failed
+    rows = flat() + [bar(101.0, o=100.0), bar(101.0), bar(101.0), bar(100.90, o=101.0, lo=100.10)] + \
+        [bar(100.90)] * 10
+    r = backtest(tmp_path, rows, [scalp(FLAT + 1, conviction=60)], executor={"default_time_in_force": "ioc"})
+    (d,) = r.log.decisions
+    assert d.approved and d.details["entry"]["limit_price"] == 100.22
+    assert r.log.trades == [] and r.log.open_trades == {}
+    (failed,) = events(r, "entry_failed")
+    assert failed[0] == pd.Timestamp(at(FLAT + 1)) + pd.Timedelta(2, "ns")  # at once, when the signal was decided
+
+
 def test_limit_at_cloud_cancelled_after_the_expiry(tmp_path):
     rows = flat() + [bar(101.0, o=100.0)] + [bar(101.0 + 0.05 * k) for k in range(1, 15)]
     r = backtest(tmp_path, rows, [scalp(FLAT + 1, conviction=60)], executor={"limit_entry_expire_bars": 3})

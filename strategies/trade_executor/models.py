@@ -11,7 +11,10 @@ from dataclasses import asdict, dataclass, field
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
 
 Direction = Literal["long", "short"]
 TradeType = Literal["day", "swing", "scalp"]
@@ -531,79 +534,59 @@ class ExecutorConfig:
     add_to_winner_min_r: float = 1.0
 
     def __post_init__(self) -> None:
+        """Validated by ``_ExecutorConfigSchema`` (msgspec: types, ranges, finiteness, choices);
+        a bad value raises ValueError naming the field, the value and what is allowed."""
+        values = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        mode = values["instrument_mode"]
+        values["instrument_mode"] = mode.value if isinstance(mode, InstrumentMode) else mode
         try:
-            self.instrument_mode = InstrumentMode(self.instrument_mode)
-        except ValueError:
-            raise ValueError(
-                f"instrument_mode must be one of {[m.value for m in InstrumentMode]}, "
-                f"got {self.instrument_mode!r}"
-            ) from None
-        fractions = (
-            "max_risk_per_trade",
-            "daily_loss_limit",
-            "max_single_stock_exposure",
-            "max_sector_exposure",
-            "max_option_delta_exposure",
-            "scale_in_initial_pct",
-            "consecutive_loss_pct",
-        )
-        for name in fractions:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
-                raise ValueError(f"{name} must be a fraction in (0, 1], got {v!r}")
-        if not 0 <= self.slippage_buffer < 0.1:
-            raise ValueError(f"slippage_buffer must be in [0, 0.1), got {self.slippage_buffer!r}")
-        positive_ints = (
-            "max_concurrent_positions",
-            "time_stop_minutes",
-            "max_etf_hold_days_3x",
-            "max_etf_hold_days_2x",
-            "consecutive_loss_threshold",
-            "api_timeout_seconds",
-            "max_daily_trades",
-            "max_orders_per_minute",
-            "limit_entry_expire_bars",
-        )
-        for name in positive_ints:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        for name in ("max_signal_age_seconds", "max_signal_clock_skew_seconds"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                    or v <= 0:
-                raise ValueError(f"{name} must be a finite number of seconds > 0, got {v!r}")
-        v = self.both_mode_etf_min_conviction
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 100:
-            raise ValueError(f"both_mode_etf_min_conviction must be an integer 0-100, got {v!r}")
-        v = self.add_to_winner_min_r
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v <= 0:
-            raise ValueError(f"add_to_winner_min_r must be > 0 (inf disables adds), got {v!r}")
-        if self.min_account_equity < 0:
-            raise ValueError(
-                f"min_account_equity must be >= 0, got {self.min_account_equity!r}"
-            )
-        if self.reward_to_risk_target <= 0:
-            raise ValueError(
-                f"reward_to_risk_target must be > 0, got {self.reward_to_risk_target!r}"
-            )
-        try:
-            hh, mm = self.eod_close_time.split(":")
-            if not (0 <= int(hh) < 24 and 0 <= int(mm) < 60):
-                raise ValueError
-        except (ValueError, AttributeError):
-            raise ValueError(
-                f"eod_close_time must be 'HH:MM', got {self.eod_close_time!r}"
-            ) from None
-        for name in ("primary_broker", "fallback_broker"):
-            if getattr(self, name) not in ("alpaca", "ibkr", "none"):
-                raise ValueError(
-                    f"{name} must be 'alpaca', 'ibkr' or 'none', got {getattr(self, name)!r}"
-                )
-        if self.default_time_in_force not in ("day", "gtc", "ioc"):
-            raise ValueError(
-                f"default_time_in_force must be day/gtc/ioc, got {self.default_time_in_force!r}"
-            )
+            msgspec.convert(values, _ExecutorConfigSchema)
+        except msgspec.ValidationError as e:
+            text = str(e)
+            name = text.rsplit("at `$.", 1)[-1].rstrip("`") if "at `$." in text else "?"
+            got = values.get(name, "?")
+            raise ValueError(f"{name} = {got!r}: {text.split(' - at ', 1)[0]}") from None
+        self.instrument_mode = InstrumentMode(values["instrument_mode"])
+        hh, mm = (int(x) for x in self.eod_close_time.split(":"))
+        if not (0 <= hh < 24 and 0 <= mm < 60):
+            raise ValueError(f"eod_close_time = {self.eod_close_time!r}: must be 'HH:MM' (00:00-23:59)")
+
+
+def _build_config_schema() -> type:
+    """The schema of ExecutorConfig: one field per setting with its type and range."""
+    Fraction = Annotated[float, Meta(gt=0, le=1)]
+    PositiveInt = Annotated[int, Meta(gt=0)]
+    Seconds = Annotated[float, Meta(gt=0, le=86_400 * 365)]
+    fields = {
+        "instrument_mode": Literal[tuple(m.value for m in InstrumentMode)],
+        "max_risk_per_trade": Fraction, "max_concurrent_positions": PositiveInt,
+        "daily_loss_limit": Fraction, "max_single_stock_exposure": Fraction,
+        "max_sector_exposure": Fraction, "min_account_equity": Annotated[float, Meta(ge=0, le=1e12)],
+        "max_option_delta_exposure": Fraction,
+        "primary_broker": Literal["alpaca", "ibkr", "none"], "fallback_broker": Literal["alpaca", "ibkr", "none"],
+        "slippage_buffer": Annotated[float, Meta(ge=0, lt=0.1)],
+        "default_time_in_force": Literal["day", "gtc", "ioc"],
+        "high_conviction_order_type": Literal["market", "limit"],
+        "medium_conviction_order_type": Literal["market", "limit"],
+        "scale_in_enabled": bool, "scale_in_initial_pct": Fraction, "limit_entry_expire_bars": PositiveInt,
+        "reward_to_risk_target": Annotated[float, Meta(gt=0, le=100)], "time_stop_minutes": PositiveInt,
+        "eod_close_time": Annotated[str, Meta(pattern=r"^\d{2}:\d{2}$")],
+        "trailing_stop_cloud": Literal["fast", "pullback", "trend", "macro"],
+        "max_etf_hold_days_3x": PositiveInt, "max_etf_hold_days_2x": PositiveInt,
+        "prefer_3x_for_day_trades": bool, "min_etf_daily_volume": Annotated[float, Meta(ge=0, le=1e15)],
+        "etf_sector_mapping": bool,
+        "consecutive_loss_threshold": PositiveInt, "consecutive_loss_pct": Fraction,
+        "api_timeout_seconds": PositiveInt, "calendar": Annotated[str, Meta(min_length=1)],
+        "eod_minutes_before_close": Annotated[int, Meta(ge=0, le=600)],
+        "max_daily_trades": PositiveInt, "max_orders_per_minute": PositiveInt,
+        "max_signal_age_seconds": Seconds, "max_signal_clock_skew_seconds": Seconds,
+        "both_mode_etf_min_conviction": Annotated[int, Meta(ge=0, le=100)],
+        "add_to_winner_min_r": Annotated[float, Meta(gt=0)],  # inf allowed: disables adds
+    }
+    missing = set(ExecutorConfig.__dataclass_fields__) ^ set(fields)
+    if missing:
+        raise RuntimeError(f"ExecutorConfig and its schema disagree on {sorted(missing)}")
+    return msgspec.defstruct("ExecutorConfigSchema", list(fields.items()), forbid_unknown_fields=True)
 
 
 @dataclass
@@ -618,6 +601,9 @@ class RiskDecision:
         if self.reason is None:
             return None
         return self.reason.split(":", 1)[0]
+
+
+_ExecutorConfigSchema = _build_config_schema()
 
 
 RISK_REASON_CODES = (

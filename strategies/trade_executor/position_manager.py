@@ -82,14 +82,26 @@ class EntryPlanner:
         self.config = config if config is not None else ExecutorConfig()
 
     def tactic_for(self, signal: TradeSignal) -> tuple[Tactic, str]:
+        """The seed's entry table, with its two settings: ``high_conviction_order_type`` (the
+        order of a high-conviction, volume-confirmed signal: "market", or "limit" = a limit at
+        the cloud) and ``medium_conviction_order_type`` (50-74: "limit" at the cloud, or
+        "market"). High conviction without volume confirmation scales in (when enabled)."""
+        cfg = self.config
         volume = bool(signal.metadata.get("volume_confirmed"))
         if signal.conviction >= HIGH_CONVICTION and volume:
-            return "market", f"conviction {signal.conviction} >= {HIGH_CONVICTION} with volume confirmed"
-        if signal.conviction >= HIGH_CONVICTION and self.config.scale_in_enabled:
+            why = f"conviction {signal.conviction} >= {HIGH_CONVICTION} with volume confirmed"
+            if cfg.high_conviction_order_type == "limit":
+                return "limit_at_cloud", f"{why} (high_conviction_order_type=limit)"
+            return "market", why
+        if signal.conviction >= HIGH_CONVICTION and cfg.scale_in_enabled:
             return "scale_in", f"conviction {signal.conviction} >= {HIGH_CONVICTION} without volume confirmation"
-        return "limit_at_cloud", (f"conviction {signal.conviction} < {HIGH_CONVICTION}" if signal.conviction
-                                  < HIGH_CONVICTION else f"conviction {signal.conviction} without volume "
-                                  "confirmation, scale-in disabled")
+        if signal.conviction < HIGH_CONVICTION:
+            why = f"conviction {signal.conviction} < {HIGH_CONVICTION}"
+            if cfg.medium_conviction_order_type == "market":
+                return "market", f"{why} (medium_conviction_order_type=market)"
+            return "limit_at_cloud", why
+        return "limit_at_cloud", (f"conviction {signal.conviction} without volume confirmation, "
+                                  "scale-in disabled")
 
     def plan(self, signal: TradeSignal, shares: int, *, price: float, direction: str,
              cloud: CloudEdges | None = None, underlying_price: float | None = None,
