@@ -23,7 +23,8 @@ trades_match_fills          each trade's entry/exit price = quantity-weighted av
 one_decision_per_signal     one decisions.csv row per signal id; as many as signals received
 no_entry_after_kill_switch  no entry fill after a kill-switch trip until its reset
 timeframes_present          signals of every configured timeframe among 1m/10m/1h, and a closed
-                            trade for each timeframe with approved decisions (runs >= 2 sessions)
+                            trade for each timeframe whose entries filled (runs >= 2 sessions;
+                            approved limits that never filled are no fault)
 journal_equals_trades       (--db) the run's trade_executions rows = trades.csv, row for row
 daily_pnl_sums              (--db) sum of the run's daily_pnl.realized_pnl = the summary's P&L
 =========================== ==================================================================
@@ -608,14 +609,18 @@ def check_timeframes_present(run: RunOutputs) -> CheckResult:
         if received[tf] == 0:
             bad.append(f"{tf}: configured, but no {tf} signal in decisions.csv")
         elif approved[tf] and trades[tf] == 0:
-            why = ""
-            if run.fills is not None:
-                n_filled = sum(1 for sid in approved_ids[tf] if sid in filled)
-                why = (f" ({n_filled} entered, still open at the end or unclosed; "
-                       f"{approved[tf] - n_filled} never filled, e.g. limit entries expired)")
-            bad.append(f"{tf}: {approved[tf]} approved decisions but no closed {tf} trade{why}")
+            # an approved limit that never filled is no fault; an entry with no exit by the end
+            # of the run is one, unless it is among the positions still open at the end
+            if run.fills is None:
+                bad.append(f"{tf}: {approved[tf]} approved decisions but no closed {tf} trade (no fills.csv)")
+                continue
+            n_filled = sum(1 for sid in approved_ids[tf] if sid in filled)
+            open_at_end = int(run.summary.get("open_positions_at_end") or 0)
+            if n_filled > open_at_end:
+                bad.append(f"{tf}: {n_filled} entered but no closed {tf} trade "
+                           f"({open_at_end} position(s) open at the end)")
     return _result(name, len(wanted), bad, "timeframes",
-                   f"signals of each, a closed trade for each with approvals ({counts}; {sessions} sessions)")
+                   f"signals of each, and every timeframe's entries closed ({counts}; {sessions} sessions)")
 
 
 # ── journal (read-only) ─────────────────────────────────────────────────────────────────────

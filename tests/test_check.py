@@ -331,6 +331,20 @@ def test_configured_timeframe_without_signals(run_dir, tmp_path):
     assert r.rows == ["1m: configured, but no 1m signal in decisions.csv"]
 
 
+def test_timeframe_whose_entries_never_closed(run_dir, tmp_path):
+    # drop the closed 10m trades: their entries filled (fills.csv) but no exit is left, and no
+    # position was open at the end -> an entry without its exit
+    out, _ = _copy(run_dir, tmp_path)
+    cols, rows = _read(out / "trades.csv")
+    _write(out / "trades.csv", cols, [])
+    r = _only_fails(check_run(out), "timeframes_present", "trades_match_fills")["timeframes_present"]
+    assert r.rows == ["10m: 2 entered but no closed 10m trade (0 position(s) open at the end)"]
+    # an approved limit that never filled is no fault: entries without fills pass
+    fcols, fills = _read(out / "fills.csv")
+    _write(out / "fills.csv", fcols, [])
+    assert _by_name(check_run(out))["timeframes_present"].status == PASS
+
+
 # ── CLI ─────────────────────────────────────────────────────────────────────────────────────
 
 
