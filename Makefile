@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test test-fast venv bench clean
 
 # Find a Python >= 3.12 without trusting pyenv shims (they point at the global 3.11 here):
 # $PYTHON if set, then python3.1x on PATH, then pyenv/uv/asdf install folders, then python3.
@@ -39,6 +39,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-fast: $(STAMP)  ## the inner loop: everything but whole runs (pytest -m "not slow")
+	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(VENV)/bin/trade-executor bench

@@ -32,6 +32,8 @@ from backtests import catalog_io
 from backtests.compare import COLUMNS, CompareArgumentError, CompareSpec, run_compare
 from tests.test_backtest_e2e import SESSION_OPEN, fixture_signal, signals_catalog, write_bars_csv
 
+pytestmark = pytest.mark.slow  # whole runs (engines, nodes, processes): not in the fast loop
+
 EXPECTED_TRADES = {"options": 3, "leveraged_etf": 2, "both": 3, "stock": 3}
 EXPECTED_NO_INSTRUMENT = {"options": 0, "leveraged_etf": 1, "both": 0, "stock": 0}
 EXPECTED_OPTION_REJECTED = {"options": 0, "leveraged_etf": 0, "both": 0, "stock": 0}

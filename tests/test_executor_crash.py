@@ -25,6 +25,8 @@ from sqlalchemy import create_engine, select, text
 
 from strategies.journal.models import BacktestRunRecord, TradeExecutionRecord
 
+pytestmark = pytest.mark.slow  # whole runs (engines, nodes, processes): not in the fast loop
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = textwrap.dedent("""

@@ -22,6 +22,8 @@ from strategies.live import LiveSpec, build_live_node
 from tests.test_pipeline_nautilus import crafted_flip_closes
 from tests.node_harness import drive, until
 
+pytestmark = pytest.mark.slow  # whole runs (engines, nodes, processes): not in the fast loop
+
 KEY, SECRET = "PKLIVETEST", "live-test-secret"
 
 

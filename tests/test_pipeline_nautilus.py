@@ -117,6 +117,7 @@ def test_actor_emits_one_bullish_flip_at_known_bar(tmp_path):
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_recorded_signals_replay_to_the_same_trades(tmp_path, sample_catalog):
     rec_dir = tmp_path / "signals"
     live = run_backtest(BacktestSpec(catalog=sample_catalog, symbols=["QQQ", "SPY"], mode="stock",
@@ -130,6 +131,7 @@ def test_recorded_signals_replay_to_the_same_trades(tmp_path, sample_catalog):
     assert replay.summary["ending_equity"] == live.summary["ending_equity"]
 
 
+@pytest.mark.slow
 def test_real_qqq_extended_hours_never_traded(shared_data, tmp_path):
     src = shared_data / "intraday-1min" / "QQQ_1min_2025-04-30_2025-06-13.csv"
     catalog = tmp_path / "cat"

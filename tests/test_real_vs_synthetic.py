@@ -41,6 +41,8 @@ from backtests.compare import REAL_VS_SYNTHETIC_COLUMNS, CompareSpec, real_vs_sy
 from backtests.runner import BacktestArgumentError, BacktestSpec, plan_symbols
 from tests.test_backtest_e2e import SESSION_OPEN, fixture_signal, signals_catalog
 
+pytestmark = pytest.mark.slow  # whole runs (engines, nodes, processes): not in the fast loop
+
 SIGNAL_TIME = SESSION_OPEN + timedelta(minutes=30)  # the 10:00 ET bar close
 PERTURB_FROM = 15  # the 09:45 bar
 PERTURBATION = 0.05
