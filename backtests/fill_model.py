@@ -35,7 +35,7 @@ processed) and each instrument's bars (``set_bars``: close timestamps and opens 
 the current bar is found with ``np.searchsorted``). With both, for the bar whose close time is now:
 
 * a LIMIT order resting at the venue (filled as maker) that was sent before the bar began
-  (``ts_init <= bar close - interval``) fills at the better of its limit and the bar's open (buy:
+  (``ts_init <= bar close - interval + 1 ms``) fills at the better of its limit and the bar's open (buy:
   ``min(limit, open)``; a bar opening through the limit fills at the open); a limit sent during
   the bar fills at its limit. Never worse than the limit. A limit marketable on arrival (taker)
   fills at the touch (Nautilus' own logic; with ``limit_fill_cap`` the cap does not apply to it).
@@ -64,6 +64,7 @@ from nautilus_trader.model.objects import Quantity
 _TAKERS = (OrderType.MARKET, OrderType.STOP_MARKET, OrderType.MARKET_IF_TOUCHED)
 _UNLIMITED = 10_000_000
 ONE_MINUTE_NS = 60_000_000_000
+BAR_START_GRACE_NS = 1_000_000  # 1 ms: the executor's decision steps run 1-2 ns after a bar
 
 
 class ExecutorFillModel(FillModel):
@@ -75,6 +76,14 @@ class ExecutorFillModel(FillModel):
         self._clock = clock
         # instrument id -> (bar close ts int64 sorted, bar open float64, bar interval ns)
         self._bars: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
+
+    @staticmethod
+    def _rested_before(order, ts_close: int, interval: int) -> bool:
+        """The order was at the venue before the bar's first price: sent up to the bar's start
+        plus ``BAR_START_GRACE_NS``. The executor decides a minute 1-2 ns after its bar closes,
+        so what it sends then rests through the whole next bar (on gappy data the previous bar
+        may be minutes old: still before this bar's first price)."""
+        return order.ts_init <= ts_close - interval + BAR_START_GRACE_NS
 
     # -- wiring ----------------------------------------------------------------------------------
     def set_clock(self, clock: Any) -> None:
@@ -132,7 +141,7 @@ class ExecutorFillModel(FillModel):
             # a stop filled on arrival (the market already beyond it) keeps the market fill,
             # unless it was sent during this bar: then the market crossed it after it was placed
             # (an entry filled inside the bar, the bar then traded through the stop)
-            if bar is not None and (order.status != OrderStatus.SUBMITTED or order.ts_init > bar[0] - bar[2]):
+            if bar is not None and (order.status != OrderStatus.SUBMITTED or not self._rested_before(order, bar[0], bar[2])):
                 return self._stop_book(instrument, order, bar, tick)
         if order.order_type in _TAKERS:
             # nothing at the touch, everything one tick worse: one tick of adverse slippage
@@ -172,7 +181,7 @@ class ExecutorFillModel(FillModel):
         bar's open; one sent during the bar at its limit."""
         ts_close, bar_open, interval = bar
         limit = order.price
-        if order.ts_init > ts_close - interval:
+        if not ExecutorFillModel._rested_before(order, ts_close, interval):
             return limit
         if order.side == OrderSide.BUY and bar_open < limit.as_double():
             return instrument.make_price(bar_open)
@@ -187,7 +196,7 @@ class ExecutorFillModel(FillModel):
         trigger = order.trigger_price.as_double()
         sell = order.side == OrderSide.SELL
         base = trigger
-        if order.ts_init <= ts_close - interval and (bar_open <= trigger if sell else bar_open >= trigger):
+        if ExecutorFillModel._rested_before(order, ts_close, interval) and (bar_open <= trigger if sell else bar_open >= trigger):
             base = bar_open  # the bar opened beyond the trigger: the open is the first price there was
         price = instrument.make_price(base - tick if sell else base + tick)
         book = ExecutorFillModel._book(instrument)

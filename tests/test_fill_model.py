@@ -220,6 +220,16 @@ def test_stop_sent_inside_the_minute_fills_at_trigger_even_when_the_bar_opens_th
     assert p.fills[1] == ("stop", 99.49, 10, 3.0)
 
 
+def test_stop_sent_a_few_ns_after_a_bar_rests_from_before_the_next_bar():
+    # the executor's minute step runs 1-2 ns after the bar: a stop sent then is at the venue
+    # before the next bar's first price, so a next bar that opens through it (98.00) is a gap:
+    # filled at the open minus a tick (97.99), not at the trigger (99.49) -- found on the gappy
+    # INDA minutes, where a stop filled above the whole bar
+    p = run(FLAT + [(98.00, 98.20, 97.50, 97.80)],
+            {q(0): [market("entry", BUY)], q(2): [after(2e-9, stop("stop", SELL, "99.50"))]})
+    assert p.fills[1] == ("stop", 97.99, 10, 3.0)
+
+
 def test_stop_sent_on_another_symbols_bar_of_the_same_minute_counts_as_sent_inside_it():
     # SPY's bar 3 is processed before QQQ's bar 3 (same close time); its on_bar sends the QQQ stop,
     # which rests through QQQ's bar 3 (opens 98.00): sent during that bar -> 99.49
