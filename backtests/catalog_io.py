@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -628,59 +627,10 @@ def bars_to_frame(bars: Sequence[Bar]) -> pd.DataFrame:
 # -- NYSE regular session ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Sessions:
-    first_year: int
-    last_year: int
-    labels: np.ndarray  # session dates as int64 ns of naive midnight
-    opens: np.ndarray  # int64 UTC ns, sorted
-    closes: np.ndarray
-    break_starts: np.ndarray  # NaT (int64 min) where the session has no break
-    break_ends: np.ndarray
+def _calendar(name: str):
+    from strategies.trade_executor.calendar import MarketCalendar  # the project's one calendar
 
-
-_SESSION_TABLES: dict[str, _Sessions] = {}
-_SESSION_LOCK = threading.Lock()
-_DEFAULT_YEARS = (2000, 2035)
-
-
-def _session_table(calendar: str, first_year: int, last_year: int) -> _Sessions:
-    """The calendar's sessions as int64 ns arrays, built once per calendar for 2000-2035 (about
-    0.4 s) and rebuilt wider only when data falls outside that span."""
-    with _SESSION_LOCK:
-        cached = _SESSION_TABLES.get(calendar)
-        if cached and cached.first_year <= first_year and last_year <= cached.last_year:
-            return cached
-        lo = min(first_year, cached.first_year if cached else _DEFAULT_YEARS[0])
-        hi = max(last_year, cached.last_year if cached else _DEFAULT_YEARS[1])
-
-        import exchange_calendars as xcals
-
-        cal = xcals.get_calendar(calendar, start=f"{lo}-01-01", end=f"{hi}-12-31")
-        sched = cal.schedule
-
-        def frozen(arr: np.ndarray) -> np.ndarray:
-            arr = np.array(arr, dtype=np.int64, copy=True)
-            arr.setflags(write=False)
-            return arr
-
-        def ns(col: str) -> np.ndarray:
-            return frozen(pd.DatetimeIndex(sched[col]).tz_convert("UTC").as_unit("ns").asi8)
-
-        labels = pd.DatetimeIndex(sched.index)
-        if labels.tz is not None:
-            labels = labels.tz_localize(None)
-        table = _Sessions(
-            first_year=lo,
-            last_year=hi,
-            labels=frozen(labels.as_unit("ns").asi8),
-            opens=ns("open"),
-            closes=ns("close"),
-            break_starts=ns("break_start"),
-            break_ends=ns("break_end"),
-        )
-        _SESSION_TABLES[calendar] = table
-        return table
+    return MarketCalendar(name)
 
 
 def sessions_table(start: Any, end: Any, calendar: str = "XNYS") -> pd.DataFrame:
@@ -692,67 +642,34 @@ def sessions_table(start: Any, end: Any, calendar: str = "XNYS") -> pd.DataFrame
     lo, hi = pd.Timestamp(start), pd.Timestamp(end)
     lo = (lo.tz_localize(None) if lo.tzinfo else lo).normalize()
     hi = (hi.tz_localize(None) if hi.tzinfo else hi).normalize()
-    t = _session_table(calendar, max(lo.year, 1990), max(hi.year, 1990))
-    labels = pd.DatetimeIndex(t.labels)
-    keep = np.asarray((labels >= lo) & (labels <= hi))
+    cal = _calendar(calendar)
+    a, b = max(lo.date(), cal.first_date), min(hi.date(), cal.last_date)
+    rows = cal.session_rows(a, b) if a <= b else range(0)
+    sl = slice(rows.start, rows.stop)
     return pd.DataFrame(
         {
-            "open": pd.DatetimeIndex(t.opens[keep], tz="UTC"),
-            "close": pd.DatetimeIndex(t.closes[keep], tz="UTC"),
+            "open": pd.DatetimeIndex(cal.opens_ns[sl], tz="UTC"),
+            "close": pd.DatetimeIndex(cal.closes_ns[sl], tz="UTC"),
         },
-        index=pd.DatetimeIndex(labels[keep], name="session"),
+        index=pd.DatetimeIndex(pd.to_datetime(cal.labels[sl]), name="session"),
     )
-
-
-def _year_range(ns_min: int, ns_max: int) -> tuple[int, int]:
-    lo = pd.Timestamp(int(ns_min), unit="ns").year
-    hi = pd.Timestamp(int(ns_max), unit="ns").year
-    return max(lo, 1990), min(max(hi, 1990), 2200)
 
 
 def regular_session_mask(ts_close_ns: np.ndarray | Iterable[int], calendar: str = "XNYS") -> np.ndarray:
     """True where the 1-minute bar [close - 1 min, close) lies inside a regular session.
 
-    Holidays and early closes come from exchange_calendars; lunch breaks (for calendars that have
-    them) are excluded. Vectorised: one ``searchsorted`` over the session table.
+    ``MarketCalendar.session_mask`` (holidays, early closes, lunch breaks for calendars that have
+    them), vectorised. Bars outside the calendar's built range raise ValueError.
     """
     ts = np.asarray(ts_close_ns)
-    if ts.dtype.kind == "M":
-        ts = ts.astype("datetime64[ns]").astype("int64")
-    ts = ts.astype("int64", copy=False)
     if ts.size == 0:
         return np.zeros(0, dtype=bool)
-    start = ts - _MINUTE_NS
-    first_year, last_year = _year_range(int(start.min()), int(ts.max()))
-    t = _session_table(calendar, first_year, last_year)
-    opens, closes, b_start, b_end = t.opens, t.closes, t.break_starts, t.break_ends
-    idx = np.searchsorted(opens, start, side="right") - 1
-    ok = idx >= 0
-    j = np.where(ok, idx, 0)
-    inside = ok & (ts <= closes[j])
-    nat = np.iinfo(np.int64).min
-    has_break = (b_start[j] != nat) & (b_end[j] != nat)
-    in_break = has_break & (start < b_end[j]) & (ts > b_start[j])
-    return inside & ~in_break
+    return _calendar(calendar).session_mask(ts, bar_ns=_MINUTE_NS)
 
 
 def _expected_session_minutes(first_close: int, last_close: int, calendar: str = "XNYS") -> int:
     """Regular-session minutes between the first bar's open and the last bar's close."""
-    lo, hi = first_close - _MINUTE_NS, last_close
-    first_year, last_year = _year_range(lo, hi)
-    t = _session_table(calendar, first_year, last_year)
-    opens, closes, b_start, b_end = t.opens, t.closes, t.break_starts, t.break_ends
-    a = np.maximum(opens, lo)
-    b = np.minimum(closes, hi)
-    span = np.clip(b - a, 0, None)
-    nat = np.iinfo(np.int64).min
-    has_break = (b_start != nat) & (b_end != nat)
-    brk = np.where(
-        has_break,
-        np.clip(np.minimum(b_end, b) - np.maximum(b_start, a), 0, None),
-        0,
-    )
-    return int(((span - brk) // _MINUTE_NS).sum())
+    return _calendar(calendar).session_minutes(first_close - _MINUTE_NS, last_close)
 
 
 # -- import -------------------------------------------------------------------------------------

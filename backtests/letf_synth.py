@@ -75,7 +75,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from strategies.trade_executor.calendar import ET, MarketCalendar
+from strategies.trade_executor.calendar import MarketCalendar
+from strategies.trade_executor.timeutil import FieldError, finite, ns_to_datetime
 
 __all__ = [
     "BAR_FIELDS",
@@ -98,16 +99,15 @@ _MINUTE_NS = 60_000_000_000
 SESSIONS_PER_YEAR = 252
 
 
-class LETFInputError(ValueError):
+class LETFInputError(FieldError):
     """An input is invalid. ``field`` names it (e.g. ``"underlying.close"``, ``"leverage"``),
     ``value`` is the offending value and ``at`` the bar's timestamp when there is one."""
 
     def __init__(self, field: str, value: Any, detail: str, at: Any = None) -> None:
-        self.field = field
-        self.value = value
+        super().__init__(field, value, detail)
         self.at = at
-        where = f" at {at}" if at is not None else ""
-        super().__init__(f"{field}{where}: {detail} (got {value!r})")
+        if at is not None:
+            self.args = (f"{field} at {at}: {detail} (got {value!r})",)
 
 
 # -- validation -----------------------------------------------------------------------------------
@@ -115,21 +115,7 @@ class LETFInputError(ValueError):
 
 def _finite(name: str, value: Any, *, positive: bool = False, nonneg: bool = False,
             nonzero: bool = False) -> float:
-    if isinstance(value, bool):
-        raise LETFInputError(name, value, "must be a number")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise LETFInputError(name, value, "must be a number") from None
-    if not math.isfinite(x):
-        raise LETFInputError(name, value, "must be finite")
-    if positive and x <= 0:
-        raise LETFInputError(name, value, "must be > 0")
-    if nonneg and x < 0:
-        raise LETFInputError(name, value, "must be >= 0")
-    if nonzero and x == 0:
-        raise LETFInputError(name, value, "must not be 0 (a fund with leverage 0 tracks nothing)")
-    return x
+    return finite(value, name, positive=positive, nonneg=nonneg, nonzero=nonzero, error=LETFInputError)
 
 
 def _validate_bars(df: Any, name: str, *, need_ohlc: bool = True) -> pd.DataFrame:
@@ -220,32 +206,28 @@ def _calendar(name: str) -> MarketCalendar:
 
 def _sessions_ns(
     cal: MarketCalendar, first_ns: int, last_ns: int,
-) -> tuple[list, np.ndarray, np.ndarray]:
-    """Session dates, opens and closes (int64 UTC ns) for sessions around [first_ns, last_ns]."""
-    d0 = pd.Timestamp(first_ns, tz="UTC").tz_convert(ET).date() - timedelta(days=7)
-    d1 = pd.Timestamp(last_ns, tz="UTC").tz_convert(ET).date() + timedelta(days=1)
+) -> tuple[range, list, np.ndarray, np.ndarray]:
+    """Rows of the calendar's session table around [first_ns, last_ns], with their dates, opens
+    and closes (int64 UTC ns)."""
+    d0 = ns_to_datetime(first_ns).astimezone(cal.tz).date() - timedelta(days=7)
+    d1 = ns_to_datetime(last_ns).astimezone(cal.tz).date() + timedelta(days=1)
     d0 = max(d0, cal.first_date)
     d1 = min(d1, cal.last_date)
     if d1 < d0:
         raise LETFInputError("calendar", cal.name, "bars lie outside the calendar's range")
-    dates = cal.sessions_in_range(d0, d1)
-    opens = np.array(
-        [pd.Timestamp(cal.session_open(d)).value for d in dates], dtype=np.int64,
-    )
-    closes = np.array(
-        [pd.Timestamp(cal.session_close(d)).value for d in dates], dtype=np.int64,
-    )
-    return dates, opens, closes
+    rows = cal.session_rows(d0, d1)
+    sl = slice(rows.start, rows.stop)
+    return rows, cal.labels[sl], cal.opens_ns[sl], cal.closes_ns[sl]
 
 
-def _session_index(ns: np.ndarray, opens: np.ndarray, closes: np.ndarray) -> np.ndarray:
-    """Per bar close time: index of the session whose regular hours contain the bar, else -1."""
-    start = ns - _MINUTE_NS
-    idx = np.searchsorted(opens, start, side="right") - 1
-    ok = idx >= 0
-    j = np.where(ok, idx, 0)
-    inside = ok & (ns <= closes[j])
-    return np.where(inside, idx, -1)
+def _session_index(cal: MarketCalendar, ns: np.ndarray, rows: range) -> np.ndarray:
+    """Per bar close time: index (within ``rows``) of the session whose regular hours contain
+    the 1-minute bar, else -1."""
+    try:
+        idx = cal.session_index(ns, bar_ns=_MINUTE_NS)
+    except ValueError as exc:  # bars outside the calendar's built range
+        raise LETFInputError("calendar", cal.name, str(exc)) from None
+    return np.where(idx >= 0, idx - rows.start, -1)
 
 
 def regular_session_flags(index: pd.DatetimeIndex, calendar: str = "XNYS") -> np.ndarray:
@@ -254,8 +236,11 @@ def regular_session_flags(index: pd.DatetimeIndex, calendar: str = "XNYS") -> np
     if len(index) == 0:
         return np.zeros(0, dtype=bool)
     ns = pd.DatetimeIndex(index).tz_convert("UTC").as_unit("ns").asi8
-    _, opens, closes = _sessions_ns(_calendar(calendar), int(ns.min()), int(ns.max()))
-    return _session_index(ns, opens, closes) >= 0
+    cal = _calendar(calendar)
+    try:
+        return cal.session_mask(ns, bar_ns=_MINUTE_NS)
+    except ValueError as exc:  # bars outside the calendar's built range
+        raise LETFInputError("calendar", cal.name, str(exc)) from None
 
 
 def session_closes(start: Any, end: Any, calendar: str = "XNYS") -> pd.Series:
@@ -360,8 +345,8 @@ def synthesize_letf(
     )
     cal = _calendar(calendar)
     ns = bars.index.asi8
-    dates, opens, closes = _sessions_ns(cal, int(ns[0]), int(ns[-1]))
-    sess_idx = _session_index(ns, opens, closes)
+    rows, dates, opens, closes = _sessions_ns(cal, int(ns[0]), int(ns[-1]))
+    sess_idx = _session_index(cal, ns, rows)
     in_session = sess_idx >= 0
 
     # reset points: session closes inside [first bar close, last bar close]
@@ -654,9 +639,9 @@ def tracking_error_report(
     cal = _calendar(calendar)
     lo = int(min(u.index.asi8[0], e.index.asi8[0]))
     hi = int(max(u.index.asi8[-1], e.index.asi8[-1]))
-    dates, opens, closes = _sessions_ns(cal, lo, hi)
-    su = _session_index(u.index.asi8, opens, closes)
-    se = _session_index(e.index.asi8, opens, closes)
+    rows, dates, opens, closes = _sessions_ns(cal, lo, hi)
+    su = _session_index(cal, u.index.asi8, rows)
+    se = _session_index(cal, e.index.asi8, rows)
     cu = _session_close_prices(u, su, len(dates))
     ce = _session_close_prices(e, se, len(dates))
     both = np.flatnonzero(np.isfinite(cu) & np.isfinite(ce))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import numpy as np
@@ -43,6 +42,7 @@ from strategies.trade_executor.options_pricing import (
     spread_for,
     trading_minutes_to_expiry,
 )
+from strategies.trade_executor.timeutil import datetime_to_ns, ns_to_datetime
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def option_instrument(contract: Any, venue: str, ts_ns: int, calendar: MarketCal
         strike_price=Price(contract.strike, 2),
         activation_ns=0,
         # after our own settlement at the close (the executor closes at the intrinsic quote)
-        expiration_ns=int(close.timestamp() * 1e9) + 3_600_000_000_000,
+        expiration_ns=datetime_to_ns(close) + 3_600_000_000_000,
         ts_event=ts_ns,
         ts_init=ts_ns,
     )
@@ -122,7 +122,7 @@ def plan_contracts(signals: Iterable[Any], closes: dict[str, tuple[np.ndarray, n
         i = int(np.searchsorted(ts, s.ts_event, side="right")) - 1
         if i < 0:
             continue
-        now = datetime.fromtimestamp(s.ts_event / 1e9, tz=timezone.utc)
+        now = ns_to_datetime(s.ts_event)
         if calendar.session_for(now) is None:
             continue
         # A signal stamped exactly at a bar's time may reach the executor before that bar (and its
@@ -145,14 +145,14 @@ def option_quotes(contract: Any, instrument_id: InstrumentId, start_ns: int, ts:
                   vol: np.ndarray, cfg: OptionSimConfig, calendar: MarketCalendar) -> list[QuoteTick]:
     """One quote per underlying bar from ``start_ns`` to the expiry session's close."""
     close = calendar.session_close(contract.expiry)
-    end_ns = int(close.timestamp() * 1e9)
+    end_ns = datetime_to_ns(close)
     lo = int(np.searchsorted(ts, start_ns, side="left"))
     hi = int(np.searchsorted(ts, end_ns, side="right"))
     size = Quantity.from_int(cfg.quote_size)
     out: list[QuoteTick] = []
     for j in range(lo, hi):
         t_ns = int(ts[j])
-        now = datetime.fromtimestamp(t_ns / 1e9, tz=timezone.utc)
+        now = ns_to_datetime(t_ns)
         s = float(px[j])
         minutes = trading_minutes_to_expiry(now, contract.expiry, calendar)
         if minutes <= 0:

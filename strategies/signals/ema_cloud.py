@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from strategies.trade_executor.models import CloudState
+from strategies.trade_executor.timeutil import aware
 
 __all__ = [
     "OHLCV",
@@ -66,8 +67,7 @@ class OHLCV:
     volume: float
 
     def __post_init__(self) -> None:
-        if not isinstance(self.ts, datetime) or self.ts.tzinfo is None:
-            raise ValueError(f"ts must be a timezone-aware datetime, got {self.ts!r}")
+        aware(self.ts, "ts")
 
     @property
     def hl2(self) -> float:

@@ -4,7 +4,7 @@ No NautilusTrader imports, no I/O, no wall clock: the Nautilus strategy in
 ``strategies/executor_strategy.py`` is the imperative shell around these pieces.
 """
 
-from strategies.trade_executor.calendar import ET, MarketCalendar, et_date
+from strategies.trade_executor.calendar import ET, MarketCalendar, new_york_date
 from strategies.trade_executor.etf_catalog import (
     ETF_TICKERS,
     INDEX_KEYS,
@@ -109,9 +109,9 @@ __all__ = [
     "RiskGate",
     # helpers
     "conviction_multiplier",
-    "et_date",
     "etf_keys_for",
     "max_hold_days_for",
+    "new_york_date",
     "pending_exposure",
     "pending_notional",
     "sector_of",

@@ -41,12 +41,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from strategies.trade_executor.calendar import MarketCalendar, et_date
+from strategies.trade_executor.calendar import MarketCalendar
 from strategies.trade_executor.etf_sizer import max_hold_days_for
 from strategies.trade_executor.models import CloudState, ExecutorConfig, Position
+from strategies.trade_executor.timeutil import aware, parse_hhmm
 
 EXIT_PRIORITY: dict[str, int] = {
     "stop_loss": 1,
@@ -72,14 +73,6 @@ class ExitDecision:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _aware(ts: datetime, name: str) -> datetime:
-    if not isinstance(ts, datetime):
-        raise ValueError(f"{name} must be a datetime, got {ts!r}")
-    if ts.tzinfo is None or ts.tzinfo.utcoffset(ts) is None:
-        raise ValueError(f"{name} must be timezone-aware, got naive {ts.isoformat()}")
-    return ts
-
-
 def _tail(bars: Any, n: int) -> list[Mapping[str, Any]]:
     """The last ``n`` bars as mappings (DataFrame rows or the sequence's items)."""
     if bars is None:
@@ -102,11 +95,6 @@ def _num(bar: Mapping[str, Any], col: str) -> float:
         return math.nan
 
 
-def _parse_hhmm(s: str) -> time:
-    hh, mm = s.split(":")
-    return time(int(hh), int(mm))
-
-
 class ExitMonitor:
     def __init__(
         self,
@@ -122,7 +110,7 @@ class ExitMonitor:
         if exhaustion_bars < 1:
             raise ValueError(f"exhaustion_bars must be >= 1, got {exhaustion_bars!r}")
         self.exhaustion_bars = exhaustion_bars
-        self._eod_time = _parse_hhmm(self.config.eod_close_time)
+        self._eod_time = parse_hhmm(self.config.eod_close_time, "eod_close_time")
 
     @property
     def calendar(self) -> MarketCalendar:
@@ -167,8 +155,8 @@ class ExitMonitor:
         """Day trades open longer than time_stop_minutes whose price is not better than entry."""
         if position.trade_type != "day":
             return False
-        now = _aware(now, "now")
-        entry = _aware(position.entry_time, "position.entry_time")
+        now = aware(now, "now")
+        entry = aware(position.entry_time, "position.entry_time")
         if now - entry <= timedelta(minutes=self.config.time_stop_minutes):
             return False
         px = position.current_price if current_price is None else current_price
@@ -185,9 +173,9 @@ class ExitMonitor:
         """Day trades and scalps: close by the EOD cutoff; never carry them into another day."""
         if position.trade_type not in ("day", "scalp"):
             return False
-        now = _aware(now, "now")
-        entry = _aware(position.entry_time, "position.entry_time")
-        if et_date(now) > et_date(entry):
+        now = aware(now, "now")
+        entry = aware(position.entry_time, "position.entry_time")
+        if self.calendar.session_date(now) > self.calendar.session_date(entry):
             return True
         session = self.calendar.session_for(now)
         if session is None:
@@ -198,9 +186,9 @@ class ExitMonitor:
         return cutoff is not None and now >= cutoff
 
     def trading_days_held(self, position: Position, *, now: datetime) -> int:
-        """Sessions after the entry date up to and including ``now``'s date (New York dates)."""
-        _aware(now, "now")
-        _aware(position.entry_time, "position.entry_time")
+        """Sessions after the entry's session up to and including ``now``'s (session labels)."""
+        aware(now, "now")
+        aware(position.entry_time, "position.entry_time")
         return self.calendar.trading_days_between(position.entry_time, now)
 
     def max_hold_days(self, position: Position) -> int | None:

@@ -23,11 +23,11 @@ is the ``now`` given to ``activate`` or the account snapshot's ``as_of`` — nev
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any
 
 from strategies.trade_executor.models import AccountState, ExecutorConfig
+from strategies.trade_executor.timeutil import finite
 
 KILL_SWITCH_CODES: tuple[str, ...] = (
     "daily_loss_limit", "manual", "broker_disconnected", "min_equity", "consecutive_losses",
@@ -44,12 +44,8 @@ def trade_loss_vs_equity(pnl: float, equity_before: float) -> float:
     Examples: (-3_500, 100_000) -> 0.035; (-2_500, 100_000) -> 0.025; (+1_200, 100_000) -> 0.0.
     Raises ValueError for a non-finite pnl or a non-finite / non-positive equity_before.
     """
-    for name, v in (("pnl", pnl), ("equity_before", equity_before)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{name} must be a finite number, got {v!r}")
-    if equity_before <= 0:
-        raise ValueError(f"equity_before must be > 0, got {equity_before!r}")
-    return max(0.0, -float(pnl)) / float(equity_before)
+    loss = -finite(pnl, "pnl")
+    return max(0.0, loss) / finite(equity_before, "equity_before", positive=True)
 
 
 class KillSwitch:

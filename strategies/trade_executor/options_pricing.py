@@ -67,7 +67,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
-from strategies.trade_executor.calendar import ET, MarketCalendar, et_date
+from strategies.trade_executor.calendar import ET, MarketCalendar, new_york_date
+from strategies.trade_executor.timeutil import FieldError, aware, finite, parse_hhmm
 
 __all__ = [
     "BROAD_ETFS",
@@ -125,32 +126,15 @@ REGULATORY_PER_CONTRACT = {"buy": 0.05, "sell": 0.06}
 IBKR_MIN_PER_ORDER = 1.00
 
 
-class OptionsInputError(ValueError):
+class OptionsInputError(FieldError):
     """An invalid input; ``field`` names it and ``value`` holds it."""
-
-    def __init__(self, field: str, value: Any, detail: str) -> None:
-        self.field = field
-        self.value = value
-        super().__init__(f"{field}: {detail} (got {value!r})")
 
 
 # -- small validators -----------------------------------------------------------------------------
 
 
 def _num(name: str, value: Any, *, positive: bool = False, nonneg: bool = False) -> float:
-    if isinstance(value, bool):
-        raise OptionsInputError(name, value, "must be a number")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise OptionsInputError(name, value, "must be a number") from None
-    if not math.isfinite(x):
-        raise OptionsInputError(name, value, "must be finite")
-    if positive and x <= 0:
-        raise OptionsInputError(name, value, "must be > 0")
-    if nonneg and x < 0:
-        raise OptionsInputError(name, value, "must be >= 0")
-    return x
+    return finite(value, name, positive=positive, nonneg=nonneg, error=OptionsInputError)
 
 
 def _kind(kind: Any) -> Kind:
@@ -161,11 +145,7 @@ def _kind(kind: Any) -> Kind:
 
 
 def _aware(name: str, ts: Any) -> datetime:
-    if not isinstance(ts, datetime):
-        raise OptionsInputError(name, ts, "must be a datetime")
-    if ts.tzinfo is None or ts.tzinfo.utcoffset(ts) is None:
-        raise OptionsInputError(name, ts.isoformat(), "must be timezone-aware (UTC)")
-    return ts
+    return aware(ts, name, error=OptionsInputError)
 
 
 def _cal(calendar: Any) -> MarketCalendar:
@@ -181,7 +161,7 @@ def _cal(calendar: Any) -> MarketCalendar:
 
 def _session_date(name: str, value: Any, cal: MarketCalendar) -> date:
     if isinstance(value, datetime):
-        d = et_date(_aware(name, value))
+        d = new_york_date(_aware(name, value))
     elif isinstance(value, date):
         d = value
     else:
@@ -293,7 +273,7 @@ def trading_minutes_to_expiry(
     now = _aware("now_utc", now_utc)
     cal = _cal(calendar)
     exp = _session_date("expiry_date", expiry_date, cal)
-    today = et_date(now)
+    today = new_york_date(now)
     if today > exp:
         return 0.0
     total = 0.0
@@ -435,15 +415,7 @@ def _is_expiry_day(d: date, cal: MarketCalendar, daily: bool) -> bool:
 
 
 def _parse_cutoff(cutoff_et: Any) -> time:
-    if isinstance(cutoff_et, time):
-        return cutoff_et
-    try:
-        hh, mm = str(cutoff_et).strip().split(":")
-        return time(int(hh), int(mm))
-    except (ValueError, TypeError):
-        raise OptionsInputError(
-            "cutoff_et", cutoff_et, "must be 'HH:MM' (ET) or a datetime.time",
-        ) from None
+    return parse_hhmm(cutoff_et, "cutoff_et", error=OptionsInputError)
 
 
 def select_contract(
@@ -492,7 +464,7 @@ def select_contract(
         raise OptionsInputError("min_minutes_before_cutoff", min_minutes_before_cutoff, "must be >= 0")
     daily = sym in DAILY_EXPIRY_UNDERLYINGS if daily_expiries is None else bool(daily_expiries)
 
-    today = et_date(now)
+    today = new_york_date(now)
     expiry: date | None = None
     horizon = min(today + timedelta(days=21), cal.last_date)
     for d in cal.sessions_in_range(today, horizon):

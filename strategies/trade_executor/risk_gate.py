@@ -76,10 +76,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from datetime import time as dtime
 from typing import Any
 
-from strategies.trade_executor.calendar import MarketCalendar, et_date
+from strategies.trade_executor.calendar import MarketCalendar
 from strategies.trade_executor.etf_catalog import sector_of
 from strategies.trade_executor.etf_sizer import LeveragedETFSizer
 from strategies.trade_executor.models import (
@@ -96,6 +95,7 @@ from strategies.trade_executor.models import (
     TradeSignal,
 )
 from strategies.trade_executor.sizing import PositionSizer, floor_shares
+from strategies.trade_executor.timeutil import aware, parse_hhmm
 
 DEFAULT_OPTION_DELTA = 0.5
 OPTION_MULTIPLIER = 100.0
@@ -229,9 +229,7 @@ class RiskGate:
         given, freshness, market hours, the EOD window and the after-cutoff rule are judged at it.
         A naive or non-datetime ``now`` is a caller bug: ValueError."""
         if now is not None:
-            if not isinstance(now, datetime) or now.tzinfo is None \
-                    or now.tzinfo.utcoffset(now) is None:
-                raise ValueError(f"now must be a timezone-aware datetime (engine clock), got {now!r}")
+            aware(now, "now")  # the engine clock
         cfg = self.config
         details: dict[str, Any] = {}
 
@@ -326,7 +324,7 @@ class RiskGate:
         )
         if not is_open:
             if session is None:
-                text = (f"no {self.calendar.name} session on {et_date(ts).isoformat()} "
+                text = (f"no {self.calendar.name} session on {self.calendar.session_date(ts).isoformat()} "
                         f"(signal at {ts.isoformat()})")
             else:
                 text = (f"{ts.isoformat()} is outside the {self.calendar.name} session "
@@ -336,8 +334,8 @@ class RiskGate:
         intraday = signal.trade_type in ("day", "scalp")
         cutoff: datetime | None = None
         if intraday and session is not None:
-            hh, mm = (int(x) for x in cfg.eod_close_time.split(":"))
-            cutoff = self.calendar.eod_close_for(ts, dtime(hh, mm), cfg.eod_minutes_before_close)
+            eod_time = parse_hhmm(cfg.eod_close_time, "eod_close_time")
+            cutoff = self.calendar.eod_close_for(ts, eod_time, cfg.eod_minutes_before_close)
             details["eod_cutoff"] = cutoff.isoformat()
             if ts >= cutoff:
                 return reject("eod_window", f"{signal.trade_type} signal at {ts.isoformat()} is at/after the "
