@@ -22,13 +22,14 @@ import json
 import logging
 import threading
 import urllib.request
-from dataclasses import dataclass
 from typing import Any
 
 from nautilus_trader.model.enums import TradingState
 
+# the broker-status message is the execution client's (the adapter publishes it); re-exported here
+from adapters.alpaca.common import BROKER_STATUS_TOPIC, BrokerStatus
+
 TRADING_STATE_ENDPOINT = "ExecutorRisk.set_trading_state"
-BROKER_STATUS_TOPIC = "executor.broker_status"
 
 _STATES = {"ACTIVE": TradingState.ACTIVE, "REDUCING": TradingState.REDUCING, "HALTED": TradingState.HALTED}
 
@@ -77,16 +78,6 @@ def risk_engine_config(max_orders_per_minute: int | None, live: bool = False):
     if int(max_orders_per_minute) < 1:
         raise ValueError(f"max_orders_per_minute must be >= 1, got {max_orders_per_minute!r}")
     return RiskEngineConfig(max_order_submit_rate=f"{int(max_orders_per_minute)}/00:01:00")
-
-
-@dataclass(frozen=True)
-class BrokerStatus:
-    """Broker connectivity as seen by an execution client (ts_ns: engine clock, UNIX ns)."""
-
-    connected: bool
-    ts_ns: int
-    broker: str = ""
-    detail: str = ""
 
 
 def send_alert(url: str | None, payload: dict[str, Any], *, timeout: float = 5.0) -> threading.Thread | None:

@@ -466,6 +466,51 @@ def test_delayed_ack_beyond_timeout_is_found_not_duplicated(srv):
     run(srv, scenario, request_timeout_s=1.0)
 
 
+def test_late_landing_post_resubmitted_once_and_the_original_refused(srv):
+    """The first POST is still on the wire when the client times out (the lookup answers 404):
+    the retry places the order; the original lands later and is refused as a duplicate."""
+    late = srv.faults.land_late(1.5)
+
+    async def scenario(n: Node):
+        s = n.strategy
+        order = s.limit(OrderSide.BUY, 5, "189.00")
+        await n.wait(lambda: s.of(OrderAccepted, order.client_order_id), what="accepted after the retry")
+        await n.wait(lambda: late.outcomes, 4.0, "original landed")
+        assert late.outcomes[0][0] == "refused" and late.outcomes[0][1] == 422
+        assert len(coid_orders(srv, order.client_order_id)) == 1
+        assert not s.of(OrderRejected)
+
+    run(srv, scenario, request_timeout_s=0.5)
+
+
+def test_order_landing_after_the_retries_gave_up_is_adopted(srv):
+    """Every POST times out and lands only after the client gave up (each lookup answered 404):
+    the order is rejected as before (in doubt, order_tracker); when the first POST lands and
+    fills, the Alpaca order goes to the engine as an external order, so the position follows."""
+    late = srv.faults.land_late(1.5, count=2)
+
+    async def scenario(n: Node):
+        s = n.strategy
+        order = s.market(OrderSide.BUY, 3)
+        await n.wait(lambda: s.of(OrderRejected, order.client_order_id), what="rejected after the retries")
+        assert "verified absent" in s.of(OrderRejected, order.client_order_id)[0].reason
+        assert len(srv.requests_to("/v2/orders:by_client_order_id", "GET")) == 2
+        await n.wait(lambda: coid_orders(srv, order.client_order_id), what="the first POST landed")
+        srv.set_quote("AAPL", bid=190.00, ask=190.02)
+        await n.wait(lambda: n.cache.positions_open(instrument_id=AAPL), what="position from the late order")
+        assert n.cache.positions_open(instrument_id=AAPL)[0].quantity == Quantity.from_int(3)
+        venue_id = srv.order(order.client_order_id.value)["id"]
+        adopted = [o for o in n.cache.orders() if o.venue_order_id is not None and o.venue_order_id.value == venue_id]
+        assert len(adopted) == 1 and adopted[0].status == OrderStatus.FILLED
+        assert adopted[0].client_order_id != order.client_order_id
+        assert n.cache.order(order.client_order_id).status == OrderStatus.REJECTED
+        await n.wait(lambda: len(late.outcomes) == 2, 4.0, "second POST landed")
+        assert [o[0] for o in late.outcomes] == ["landed", "refused"]
+        assert len(coid_orders(srv, order.client_order_id)) == 1
+
+    run(srv, scenario, request_timeout_s=0.5, max_retries=1)
+
+
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_fill_recovered_once_after_stream_drop(srv, when):
     srv.faults.drop_trade_stream(when=when, events=("fill",))
@@ -709,7 +754,7 @@ def test_order_placed_outside_nautilus_is_adopted(srv):
 
 
 def test_instrument_provider(srv):
-    from adapters.alpaca.common import create_trading_client
+    from adapters.alpaca.http import create_trading_client
     from adapters.alpaca.config import AlpacaInstrumentProviderConfig
     from adapters.alpaca.providers import AlpacaInstrumentProvider
     from nautilus_trader.model.instruments import Equity, OptionContract

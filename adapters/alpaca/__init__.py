@@ -31,7 +31,7 @@ _LAZY = {
     "AlpacaLiveDataClientFactory": ".factories",
     "AlpacaLiveExecClientFactory": ".factories",
     "create_instrument_provider": ".factories",
-    "create_trading_client": ".common",
+    "create_trading_client": ".http",
 }
 
 

@@ -1,5 +1,5 @@
-"""Shared pieces of the Alpaca adapter: the venue, credential resolution, key masking, and the
-live-account guard.
+"""Shared pieces of the Alpaca adapter: the venue, credential resolution, key masking, the
+live-account guard and the ``BrokerStatus`` message.
 
 Nothing here touches the network. Credentials come from explicit arguments first, then from the
 environment (``ALPACA_API_KEY`` / ``ALPACA_API_SECRET``, or Alpaca's own ``APCA_API_KEY_ID`` /
@@ -9,6 +9,7 @@ environment (``ALPACA_API_KEY`` / ``ALPACA_API_SECRET``, or Alpaca's own ``APCA_
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from nautilus_trader.model.identifiers import ClientId, Venue
@@ -135,49 +136,22 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------- #
-# REST client
+# Broker status
 # --------------------------------------------------------------------------------------------- #
 
-class AlpacaRequestTimeout(TimeoutError):
-    """A REST call got no answer within the timeout (the request may or may not have been applied)."""
+#: Message-bus topic of ``BrokerStatus`` (the executor's ``broker_disconnected`` kill-switch
+#: trigger listens on it; ``strategies.risk_control`` re-exports both names).
+BROKER_STATUS_TOPIC = "executor.broker_status"
 
 
-def create_trading_client(api_key: str, api_secret: str, *, paper: bool = True,
-                          trading_url: str | None = None, timeout_s: float = 10.0):
-    """An alpaca-py ``TradingClient`` with a per-request timeout and WITHOUT alpaca-py's own
-    blind retries (it retries 429/504 three times, 3 s apart, and has no timeout). Retrying is
-    the adapter's job: a blind retry of ``POST /v2/orders`` could duplicate an order.
+@dataclass(frozen=True)
+class BrokerStatus:
+    """Broker connectivity as seen by an execution client (ts_ns: engine clock, UNIX ns)."""
 
-    Errors: ``alpaca.common.exceptions.APIError`` for every HTTP error (``.status_code``,
-    ``.response.headers['Retry-After']``), ``AlpacaRequestTimeout`` on timeout, and
-    ``requests.ConnectionError`` when the server cannot be reached. Synchronous: call it from a
-    worker thread (``loop.run_in_executor``).
-    """
-    import requests
-    from alpaca.common.exceptions import APIError
-    from alpaca.trading.client import TradingClient
-
-    class _TradingClient(TradingClient):
-        def _request(self, method, path, data=None, base_url=None, api_version=None):
-            url = (base_url or self._base_url) + "/" + (api_version or self._api_version) + path
-            opts = {"headers": self._get_default_headers(), "allow_redirects": False}
-            if method.upper() in ("GET", "DELETE"):
-                opts["params"] = data
-            else:
-                opts["json"] = data
-            try:
-                response = self._session.request(method, url, timeout=timeout_s, **opts)
-            except requests.Timeout as e:
-                raise AlpacaRequestTimeout(f"{method} {path}: no answer within {timeout_s} s") from e
-            try:
-                response.raise_for_status()
-            except requests.HTTPError as http_error:
-                raise APIError(response.text, http_error) from None
-            if response.text != "":
-                return response.json()
-            return None
-
-    return _TradingClient(api_key, api_secret, paper=paper, url_override=trading_url)
+    connected: bool
+    ts_ns: int
+    broker: str = ""
+    detail: str = ""
 
 
-__all__ += ["AlpacaRequestTimeout", "create_trading_client"]
+__all__ += ["BROKER_STATUS_TOPIC", "BrokerStatus"]

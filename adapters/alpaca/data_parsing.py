@@ -18,11 +18,12 @@ record. Bars must also be consistent (``low <= open, close <= high``).
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pandas as pd
+from nautilus_trader.core.datetime import dt_to_unix_nanos, unix_nanos_to_dt
 from nautilus_trader.model.data import Bar, BarSpecification, BarType, QuoteTick, TradeTick
 from nautilus_trader.model.enums import AggregationSource, AggressorSide, BarAggregation, PriceType
 from nautilus_trader.model.identifiers import InstrumentId, Symbol, TradeId, Venue
@@ -93,22 +94,16 @@ def to_unix_nanos(value: Any) -> int:
         raise AlpacaDataError(f"field 'timestamp' is invalid ({value!r})", "timestamp")
     if isinstance(value, int):
         return value
-    if isinstance(value, pd.Timestamp):
-        ts = value if value.tzinfo is not None else value.tz_localize("UTC")
-        return int(ts.value)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        delta = value - datetime(1970, 1, 1, tzinfo=timezone.utc)
-        return (delta.days * 86_400 + delta.seconds) * NANOS_PER_SECOND + delta.microseconds * 1_000
+    if isinstance(value, datetime):  # pandas Timestamps too; naive = UTC
+        return int(dt_to_unix_nanos(value))
     if isinstance(value, str):
         try:
             ts = pd.Timestamp(value)  # handles 'Z' and 9 fractional digits
         except (ValueError, TypeError) as e:
             raise AlpacaDataError(f"field 'timestamp' is invalid ({value!r})", "timestamp") from e
-        if ts.tzinfo is None:
-            ts = ts.tz_localize("UTC")
-        return int(ts.value)
+        if ts is pd.NaT:
+            raise AlpacaDataError(f"field 'timestamp' is invalid ({value!r})", "timestamp")
+        return int(dt_to_unix_nanos(ts))  # naive = UTC
     raise AlpacaDataError(f"field 'timestamp' is invalid ({value!r})", "timestamp")
 
 
@@ -312,7 +307,8 @@ def describe_time(value: Any) -> str:
 
 
 def ns_to_datetime(ns: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ns // 1_000)
+    """UNIX ns -> aware UTC datetime (NautilusTrader's ``unix_nanos_to_dt``, to the microsecond)."""
+    return unix_nanos_to_dt(ns).to_pydatetime(warn=False)
 
 
 __all__ = [

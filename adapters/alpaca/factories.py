@@ -16,8 +16,9 @@ from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import LiveClock, MessageBus
 from nautilus_trader.live.factories import LiveDataClientFactory, LiveExecClientFactory
 
-from .common import check_live_allowed, create_trading_client, resolve_credentials
+from .common import check_live_allowed, resolve_credentials
 from .config import AlpacaDataClientConfig, AlpacaExecClientConfig
+from .http import create_trading_client
 from .providers import AlpacaInstrumentProvider
 
 

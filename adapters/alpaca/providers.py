@@ -26,7 +26,7 @@ class AlpacaInstrumentProvider(InstrumentProvider):
     Parameters
     ----------
     client : alpaca.trading.client.TradingClient
-        A trading REST client (``common.create_trading_client`` gives one with a timeout).
+        A trading REST client (``http.create_trading_client`` gives one with a timeout).
     config : InstrumentProviderConfig | AlpacaInstrumentProviderConfig, optional
         ``load_ids`` / ``load_all`` as usual. With ``AlpacaInstrumentProviderConfig``,
         ``load_all`` may include option contracts (``load_options``, ``option_underlyings``, ...).
