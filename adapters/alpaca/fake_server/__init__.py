@@ -12,12 +12,15 @@ through their URL overrides.
 
 Serves the trading REST API v2 (paper semantics), ``trade_updates``, the stock market-data REST
 API and websocket, a matching engine with partial fills, regulatory fees, and fault injection
-(``srv.faults``). See README.md beside this file for the control API and the wire formats.
+(``srv.faults``), broker-like timing (asynchronous routing and cancels, the wash-trade refusal) and a
+streamed multi-symbol bar feed (``srv.start_bar_feed``). See README.md beside this file for the control API and the wire formats.
 """
 
 from .config import FeeSchedule, ServerConfig
 from .engine import ApiError
 from .faults import Faults
+from .feed import BarFeed, BarFeedConfig, expected_series
 from .server import DEFAULT_KEYS, FakeAlpacaServer
 
-__all__ = ["FakeAlpacaServer", "ServerConfig", "FeeSchedule", "Faults", "ApiError", "DEFAULT_KEYS"]
+__all__ = ["FakeAlpacaServer", "ServerConfig", "FeeSchedule", "Faults", "ApiError", "DEFAULT_KEYS", "BarFeed",
+           "BarFeedConfig", "expected_series"]

@@ -2,10 +2,14 @@
 
     python -m adapters.alpaca.fake_server --port 0
     python -m adapters.alpaca.fake_server --port 0 --simulate AAPL=190,QQQ=480 --interval 0.5
+    python -m adapters.alpaca.fake_server --feed AAPL=190,MSFT=410,QQQ=480 --wall --warmup 120 --broker-like
 
 Prints the URLs (and ``export`` lines for the usual environment variables), then serves until
 Ctrl-C / SIGTERM or ``--duration`` seconds. ``--simulate`` streams a seeded random walk: a quote
-every ``--interval`` seconds and a 1-minute bar each time the minute rolls over.
+every ``--interval`` seconds and a 1-minute bar each time the minute rolls over. ``--feed`` streams
+minute bars for many symbols like Alpaca (a few seconds after each minute, interleaved), on a
+compressed clock (``--speed``, simulated seconds per real second) or the wall clock (``--wall``,
+for soak runs); ``--warmup N`` serves N minutes of the same series as history.
 """
 
 from __future__ import annotations
@@ -49,12 +53,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--duration", type=float, default=None, help="exit after N seconds")
     ap.add_argument("--json", action="store_true", help="print one JSON line instead of text")
+    ap.add_argument("--feed", default="", help="streamed minute bars, e.g. AAPL=190,MSFT=410 (price optional)")
+    ap.add_argument("--speed", type=float, default=60.0, help="--feed: simulated seconds per real second")
+    ap.add_argument("--wall", action="store_true", help="--feed on the wall clock (soak runs)")
+    ap.add_argument("--start", default=None, help="--feed: first simulated minute (ISO, UTC), compressed mode")
+    ap.add_argument("--lag", type=float, default=1.0, help="--feed: seconds after the minute before its bars")
+    ap.add_argument("--jitter", type=float, default=2.0, help="--feed: + uniform(0, jitter) s per symbol")
+    ap.add_argument("--warmup", type=int, default=0, help="--feed: minutes of history for the REST endpoint")
+    ap.add_argument("--broker-like", action="store_true",
+                    help="asynchronous routing and cancels and the wash-trade refusal, like Alpaca")
     args = ap.parse_args(argv)
 
     srv = FakeAlpacaServer({args.key: args.secret}, host=args.host, port=args.port, data_port=args.data_port,
                            stream_port=args.stream_port, initial_cash=args.cash, margin_multiplier=args.margin,
-                           partial_fill_qty=args.partial_fill_qty, id_seed=args.seed)
+                           partial_fill_qty=args.partial_fill_qty, id_seed=args.seed, broker_like=args.broker_like)
     srv.start()
+    if args.feed:
+        start = datetime.fromisoformat(args.start) if args.start else None
+        srv.start_bar_feed(symbols=_parse_sim(args.feed), seed=args.seed, speed=None if args.wall else args.speed,
+                           start=start, lag=args.lag, jitter=args.jitter, warmup_minutes=args.warmup)
     info = {"trading_url": srv.trading_url, "data_url": srv.data_url, "stream_url": srv.stream_url,
             "data_stream_url": srv.data_stream_url, "key_id": args.key, "secret_key": args.secret}
     if args.json:

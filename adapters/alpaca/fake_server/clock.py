@@ -2,7 +2,9 @@
 
 The clock is the wall clock by default. ``set()`` / ``advance()`` switch it to manual mode (frozen
 until moved again), which makes every timestamp the fake server emits deterministic. With
-``follow_bars`` the server moves a manual clock to the end of each bar pushed.
+``follow_bars`` the server moves a manual clock to the end of each bar pushed. ``set_scaled()``
+runs it from a simulated start at ``speed`` simulated seconds per real second (the compressed clock
+of the streamed bar feed: 60 = one simulated minute per real second).
 
 Sessions come from ``exchange_calendars`` (XNYS: holidays and 13:00 early closes) when it is
 importable and the date is inside its range; otherwise every weekday is a 09:30-16:00 ET session.
@@ -11,6 +13,7 @@ importable and the date is inside its range; otherwise every weekday is a 09:30-
 from __future__ import annotations
 
 import threading
+import time as _time
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -30,37 +33,72 @@ class FakeClock:
     def __init__(self, start: datetime | None = None) -> None:
         self._lock = threading.Lock()
         self._manual: datetime | None = to_utc(start) if start is not None else None
+        self._scaled: tuple[float, datetime, float] | None = None  # (monotonic origin, simulated origin, speed)
 
     @property
     def is_manual(self) -> bool:
         return self._manual is not None
 
+    @property
+    def is_scaled(self) -> bool:
+        return self._scaled is not None
+
+    @property
+    def speed(self) -> float | None:
+        """Simulated seconds per real second: 1 for the wall clock, the factor of a scaled clock, None
+        for a manual (frozen) clock."""
+        with self._lock:
+            if self._manual is not None:
+                return None
+            return self._scaled[2] if self._scaled is not None else 1.0
+
     def now(self) -> datetime:
         with self._lock:
             if self._manual is not None:
                 return self._manual
+            if self._scaled is not None:
+                mono0, sim0, speed = self._scaled
+                return sim0 + timedelta(seconds=(_time.monotonic() - mono0) * speed)
         return datetime.now(UTC)
 
     def set(self, dt: datetime) -> None:
         with self._lock:
             self._manual = to_utc(dt)
+            self._scaled = None
+
+    def set_scaled(self, start: datetime, speed: float, mono_origin: float | None = None) -> None:
+        """Run from ``start`` at ``speed`` simulated seconds per real second (``mono_origin``: the
+        ``time.monotonic()`` reading that corresponds to ``start``, default now)."""
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
+        with self._lock:
+            self._manual = None
+            self._scaled = (_time.monotonic() if mono_origin is None else mono_origin, to_utc(start), float(speed))
 
     def advance(self, delta: timedelta) -> datetime:
         with self._lock:
+            if self._scaled is not None:  # a running scaled clock jumps and keeps running
+                mono0, sim0, speed = self._scaled
+                self._scaled = (mono0, sim0 + delta, speed)
+                return sim0 + delta + timedelta(seconds=(_time.monotonic() - mono0) * speed)
             base = self._manual if self._manual is not None else datetime.now(UTC)
             self._manual = base + delta
             return self._manual
 
     def move_forward_to(self, dt: datetime) -> None:
-        """Manual mode: move to ``dt`` unless the clock is already later (never goes back)."""
+        """Move a manual clock to ``dt`` unless it is already later (never goes back); a wall clock
+        becomes manual at ``dt``. A scaled (running) clock is left alone."""
         dt = to_utc(dt)
         with self._lock:
+            if self._scaled is not None:
+                return
             if self._manual is None or dt > self._manual:
                 self._manual = dt
 
     def use_wall_clock(self) -> None:
         with self._lock:
             self._manual = None
+            self._scaled = None
 
 
 class Session:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .feed import BarFeedConfig
 
 
 @dataclass
@@ -37,6 +41,17 @@ class ServerConfig:
     partial_fill_qty: float | None = None   # fill at most N shares per order per tick (None = all at once)
     respect_quote_size: bool = False        # cap quote-driven fills at bid_size / ask_size
     emit_pending_new: bool = False          # orders go pending_new -> new (two events), POST shows pending_new
+    # --- timing like the broker (see README "Broker-like timing") -------------------------------
+    async_routing: bool = False             # POST answers `accepted` / `pending_new`; `new` (and fills) come later
+    ack_status: str = "auto"                # POST answer with async_routing: "accepted" | "pending_new" | "auto"
+                                            # (auto: pending_new in the regular session, accepted outside it)
+    routing_delay: tuple[float, float] = (0.05, 0.2)   # seconds (real time) from POST to `new`, seeded uniform
+    async_cancels: bool = True              # DELETE answers 204 at once; pending_cancel, then `canceled` later
+    emit_pending_cancel: bool = True        # with async_cancels: a `pending_cancel` trade_updates event first
+    cancel_delay: tuple[float, float] = (0.05, 0.2)    # seconds (real time) from DELETE to `canceled`
+    latency_seed: int | None = None         # seed for the routing / cancel delays (None = id_seed, else 0)
+    wash_trade_check: bool = True           # refuse orders that could trade against an opposite working order (403)
+    wash_trade_details: bool = False        # add `existing_order_id` / `reject_reason` to the 403 body
     strict_assets: bool = False             # only symbols registered with add_asset() are tradable
     fees: FeeSchedule = field(default_factory=FeeSchedule)
     # --- time / ids --------------------------------------------------------------------------
@@ -51,6 +66,8 @@ class ServerConfig:
     # --- websockets --------------------------------------------------------------------------
     trade_stream_frames: str = "binary"     # JSON trade_updates in "binary" frames (as Alpaca paper) or "text"
     auth_timeout: float = 10.0              # seconds a websocket may stay unauthenticated
+    # --- streamed bars ---------------------------------------------------------------------------
+    bar_feed: "BarFeedConfig | None" = None # started with the server (see feed.py / README "Streaming bars")
 
     @classmethod
     def from_kwargs(cls, base: "ServerConfig | None" = None, **kwargs) -> "ServerConfig":
@@ -65,4 +82,30 @@ class ServerConfig:
             raise ValueError("market_fill_on_bar must be 'close' or 'open'")
         if cfg.trade_stream_frames not in ("binary", "text"):
             raise ValueError("trade_stream_frames must be 'binary' or 'text'")
+        if cfg.ack_status not in ("accepted", "pending_new", "auto"):
+            raise ValueError("ack_status must be 'accepted', 'pending_new' or 'auto'")
+        for name in ("routing_delay", "cancel_delay"):
+            lo, hi = _delay_range(getattr(cfg, name), name)
+            setattr(cfg, name, (lo, hi))
         return cfg
+
+    @classmethod
+    def broker_like(cls, **overrides) -> "ServerConfig":
+        """Every timing / protection option as at the broker: asynchronous routing (`accepted`, then
+        `new` 50-200 ms later), asynchronous cancels (`pending_cancel`, then `canceled`) and the
+        wash-trade refusal. Other keyword arguments override single fields."""
+        return cls.from_kwargs(None, **{**BROKER_LIKE, **overrides})
+
+
+BROKER_LIKE: dict = {"async_routing": True, "async_cancels": True, "wash_trade_check": True}
+"""The options ``ServerConfig.broker_like()`` / ``FakeAlpacaServer(broker_like=True)`` switch on."""
+
+
+def _delay_range(value, name: str) -> tuple[float, float]:
+    if isinstance(value, (int, float)):
+        lo = hi = float(value)
+    else:
+        lo, hi = (float(v) for v in value)
+    if lo < 0 or hi < lo:
+        raise ValueError(f"{name} must be seconds >= 0, or a (low, high) range with low <= high")
+    return lo, hi

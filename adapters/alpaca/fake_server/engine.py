@@ -42,7 +42,7 @@ ZERO = Decimal(0)
 ONE = Decimal(1)
 NS = uuid.UUID("6f1c2a9e-3b7d-4c55-9a8e-0d2f4b6a7c11")  # namespace for deterministic asset ids
 
-WORKING = ("new", "partially_filled", "accepted")  # eligible for matching
+WORKING = ("new", "partially_filled", "accepted", "pending_cancel")  # eligible for matching (once routed)
 OPEN = ("new", "partially_filled", "accepted", "pending_new", "accepted_for_bidding", "pending_cancel",
         "pending_replace", "held", "calculated", "done_for_day")
 CLOSED = ("filled", "canceled", "expired", "replaced", "rejected", "stopped", "suspended")
@@ -175,6 +175,8 @@ class Order:
     fill_chunk: Decimal | None = None
     seq: int = 0
     source: str = "api"
+    routed: bool = True          # False while an asynchronously routed order waits for its `new`
+    cancel_requested: bool = False  # an asynchronous cancel is under way
 
     @property
     def remaining(self) -> Decimal:
@@ -223,6 +225,13 @@ class Engine:
         self.data_sink: Callable[[str, str, dict], None] | None = None
         self.trading_blocked = False
         self._rng = random.Random(config.id_seed) if config.id_seed is not None else None
+        lat_seed = config.latency_seed if config.latency_seed is not None else (config.id_seed or 0)
+        self._latency_rng = random.Random(lat_seed)
+        # ``schedule(delay_s, fn)`` runs ``fn`` on the server loop ``delay_s`` real seconds later (set by the
+        # server); without it (server not running) delayed steps run at once.
+        self.schedule: Callable[[float, Callable[[], None]], None] | None = None
+        self.pending_timers = 0
+        self.timings: list[dict] = []  # {"what": "route" | "cancel", "order_id", "delay"} per delayed step
         self._seq = 0
         self.account_id = str(uuid.uuid5(NS, "account:" + config.account_number))
         self.account_created_at = clock.now()
@@ -640,6 +649,11 @@ class Engine:
                     leg_specs.append({"type": "stop_limit" if sll is not None else "stop", "limit_price": sll,
                                       "stop_price": slp, "side": leg_side})
 
+            # ---- wash-trade refusal (Alpaca "Preventing Wash Trades"); complex orders and trailing stops exempt
+            if (self.cfg.wash_trade_check and not seeded and order_class == "simple"
+                    and otype != "trailing_stop"):
+                self._check_wash_trade(symbol, side, otype, limit_price)
+
             # ---- position / buying-power checks
             if not seeded:
                 pos = self.positions.get(symbol)
@@ -706,6 +720,23 @@ class Engine:
             if seeded:
                 order.status = str(body.get("status") or "new")
                 return self.order_json(order)
+            if self.cfg.async_routing:
+                # Alpaca acknowledges first (`accepted`, or `pending_new` with its event) and routes later;
+                # the order does not trade until its `new`.
+                ack_status = self._ack_status()
+                unrouted = [order] + [self.orders[i] for i in order.leg_ids if self.orders[i].status == "new"]
+                for o in unrouted:
+                    o.status = ack_status
+                    o.routed = False
+                if ack_status == "pending_new":
+                    for o in unrouted:
+                        self._emit_trade("pending_new", o)
+                ack = self.order_json(order)
+                oid = order.id
+                d = self._delay(self.cfg.routing_delay)
+                self.timings.append({"what": "route", "order_id": oid, "delay": d})
+                self._later(d, lambda: self._route(oid))
+                return ack
             if self.cfg.emit_pending_new:
                 order.status = "pending_new"
                 self._emit_trade("pending_new", order)
@@ -717,17 +748,102 @@ class Engine:
                 order.status = "new"
                 self._emit_trade("new", order)
                 ack = self.order_json(order)
-            for lid in order.leg_ids:
-                leg = self.orders[lid]
-                if leg.status == "new":
-                    self._emit_trade("new", leg)
-            if self.cfg.fill_on_submit and symbol in self.market.latest_quote:
-                q = self.market.latest_quote[symbol]
-                liquidity = {"buy": D(q.as_), "sell": D(q.bs)} if self.cfg.respect_quote_size else None
-                for o in [order] + [self.orders[i] for i in order.leg_ids]:
-                    if o.status in WORKING:
-                        self._evaluate(o, "quote", q, liquidity)
+            self._activate(order)
             return ack
+
+    def _activate(self, order: Order) -> None:
+        """After the parent's `new`: the live legs' `new` events, then ``fill_on_submit`` matching."""
+        for lid in order.leg_ids:
+            leg = self.orders[lid]
+            if leg.status == "new":
+                self._emit_trade("new", leg)
+        if self.cfg.fill_on_submit and order.symbol in self.market.latest_quote:
+            q = self.market.latest_quote[order.symbol]
+            liquidity = {"buy": D(q.as_), "sell": D(q.bs)} if self.cfg.respect_quote_size else None
+            for o in [order] + [self.orders[i] for i in order.leg_ids]:
+                if o.status in WORKING and o.routed:
+                    self._evaluate(o, "quote", q, liquidity)
+
+    def _route(self, order_id: str) -> None:
+        """Asynchronous routing: the acknowledged order becomes `new` (event) and starts trading. Nothing
+        happens if it was canceled, rejected or expired in the meantime."""
+        with self.lock:
+            o = self.orders.get(order_id)
+            if o is None or o.routed or o.status not in ("accepted", "pending_new"):
+                return
+            now = self.now()
+            for x in [o] + [self.orders[i] for i in o.leg_ids]:
+                if x.status in ("accepted", "pending_new") and not x.routed:
+                    x.status = "new"
+                    x.routed = True
+                    x.updated_at = now
+            o.routed = True
+            self._emit_trade("new", o)
+            self._activate(o)
+
+    # ------------------------------------------------------------------------- timing helpers ---
+    def _ack_status(self) -> str:
+        """``auto``: `pending_new` while the regular session is open, `accepted` outside it ("received
+        by Alpaca, but hasn't yet been routed ... seen often outside of trading session hours")."""
+        if self.cfg.ack_status != "auto":
+            return self.cfg.ack_status
+        now = self.now()
+        s = self.calendar.session(now.astimezone(NY).date())
+        return "pending_new" if s is not None and s.open <= now < s.close else "accepted"
+
+    def _delay(self, rng: tuple[float, float]) -> float:
+        lo, hi = rng
+        return lo if hi <= lo else lo + self._latency_rng.random() * (hi - lo)
+
+    def _later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` ``delay`` real seconds from now on the server loop (at once without a loop)."""
+        if self.schedule is None:
+            fn()
+            return
+        self.pending_timers += 1
+
+        def run() -> None:
+            try:
+                fn()
+            finally:
+                with self.lock:
+                    self.pending_timers -= 1
+
+        self.schedule(delay, run)
+
+    # ---------------------------------------------------------------------------- wash trades ---
+    WASH_MESSAGE = "potential wash trade detected. use complex orders"
+
+    def _wash_conflict(self, symbol: str, side: str, otype: str, limit_price: Decimal | None,
+                       exclude: Order | None = None) -> Order | None:
+        """The account's working order that a new simple order could trade against, per Alpaca's
+        table (docs.alpaca.markets/docs/user-protection, "Preventing Wash Trades"): any pair with a
+        market or stop order on either side is refused; limit / stop_limit pairs are refused when the
+        buy limit >= the sell limit. Complex orders (bracket / oco / oto, their legs) and trailing
+        stops are exempt, as are `held` legs; a `pending_cancel` order still counts (it can fill)."""
+        for o in sorted(self.orders.values(), key=lambda x: x.seq):
+            if o is exclude or o.symbol != symbol or o.side == side:
+                continue
+            if o.status not in OPEN or o.status == "held":
+                continue
+            if o.order_class != "simple" or o.parent_id is not None or o.type == "trailing_stop":
+                continue
+            if o.type in ("market", "stop") or otype in ("market", "stop"):
+                return o
+            buy_lim, sell_lim = (limit_price, o.limit_price) if side == "buy" else (o.limit_price, limit_price)
+            if buy_lim is not None and sell_lim is not None and buy_lim >= sell_lim:
+                return o
+        return None
+
+    def _check_wash_trade(self, symbol: str, side: str, otype: str, limit_price: Decimal | None,
+                          exclude: Order | None = None) -> None:
+        o = self._wash_conflict(symbol, side, otype, limit_price, exclude)
+        if o is None:
+            return
+        extra = None
+        if self.cfg.wash_trade_details:  # reported by users of the live API, not in Alpaca's docs
+            extra = {"existing_order_id": o.id, "reject_reason": f"opposite side {o.type} order exists"}
+        raise ApiError(403, self.WASH_MESSAGE, 40310000, extra)
 
     def _touch(self, symbol: str, side: str) -> Decimal | None:
         q = self.market.latest_quote.get(symbol)
@@ -821,12 +937,45 @@ class Engine:
                 raise ApiError(422, f'order is already in "{o.status}" state', 42210000)
             if o.status in ("pending_cancel", "pending_replace"):
                 raise ApiError(422, f'order is in "{o.status}" state', 42210000)
-            self._cancel(o)
+            if self.cfg.async_cancels:
+                self._request_cancel(o)
+            else:
+                self._cancel(o)
+
+    def _request_cancel(self, o: Order) -> None:
+        """Asynchronous cancel: `pending_cancel` now (event unless ``emit_pending_cancel=False``),
+        `canceled` after ``cancel_delay``. The order keeps trading until then; a fill that completes it
+        first wins and no `canceled` follows."""
+        o.status = "pending_cancel"
+        o.cancel_requested = True
+        o.updated_at = self.now()
+        if self.cfg.emit_pending_cancel:
+            self._emit_trade("pending_cancel", o)
+        oid = o.id
+        d = self._delay(self.cfg.cancel_delay)
+        self.timings.append({"what": "cancel", "order_id": oid, "delay": d})
+        self._later(d, lambda: self._finish_cancel(oid))
+
+    def _finish_cancel(self, order_id: str) -> None:
+        with self.lock:
+            o = self.orders.get(order_id)
+            if o is not None and o.status not in CLOSED:
+                self._cancel(o)
 
     def cancel_all(self) -> list[dict]:
         with self.lock:
             self.check_expiry()
             out = []
+            if self.cfg.async_cancels:
+                for o in list(self.orders.values()):
+                    if o.status not in OPEN or o.status == "pending_cancel":
+                        continue
+                    parent = self.orders.get(o.parent_id) if o.parent_id else None
+                    if parent is not None and parent.status in OPEN:
+                        continue  # goes with its parent
+                    self._request_cancel(o)
+                    out.append({"id": o.id, "status": 200, "body": self.order_json(o)})
+                return out
             for o in list(self.orders.values()):
                 if o.status in OPEN and o.parent_id is None and o.status not in CLOSED:
                     self._cancel(o)
@@ -906,6 +1055,10 @@ class Engine:
                 raise unprocessable("trail can only be replaced on trailing_stop orders")
             self._check_price_increment(limit_price, "limit_price")
             self._check_price_increment(stop_price, "stop_price")
+            if (self.cfg.wash_trade_check and o.order_class == "simple" and o.parent_id is None
+                    and o.type != "trailing_stop"):
+                self._check_wash_trade(o.symbol, o.side, o.type,
+                                       limit_price if limit_price is not None else o.limit_price, exclude=o)
             coid = self._validate_client_order_id(body.get("client_order_id") or self.new_id())
             new_qty = qty if qty is not None else o.remaining
             asset = self.asset(o.symbol)
@@ -1032,8 +1185,13 @@ class Engine:
 
     def close_all_positions(self, cancel_orders: bool) -> list[dict]:
         with self.lock:
-            if cancel_orders:
-                self.cancel_all()
+            if cancel_orders:  # the broker cancels and then closes, in one request: no pending_cancel window
+                for o in list(self.orders.values()):
+                    if o.status in OPEN and o.parent_id is None:
+                        self._cancel(o)
+                for o in list(self.orders.values()):
+                    if o.status in OPEN:
+                        self._cancel(o)
             out = []
             for sym in sorted(self.positions):
                 try:
@@ -1199,7 +1357,7 @@ class Engine:
         o.filled_qty += qty
         o.filled_value += qty * price
         full = o.filled_qty >= (o.qty or ZERO)
-        o.status = "filled" if full else "partially_filled"
+        o.status = "filled" if full else ("pending_cancel" if o.cancel_requested else "partially_filled")
         o.updated_at = now
         if full:
             o.filled_at = now
@@ -1253,8 +1411,8 @@ class Engine:
         liquidity = None
         if kind == "quote" and self.cfg.respect_quote_size:
             liquidity = {"buy": D(px.as_), "sell": D(px.bs)}
-        working = sorted((o for o in self.orders.values() if o.symbol == symbol and o.status in WORKING),
-                         key=lambda x: x.seq)
+        working = sorted((o for o in self.orders.values()
+                          if o.symbol == symbol and o.status in WORKING and o.routed), key=lambda x: x.seq)
         for o in working:
             if o.status in WORKING:
                 self._evaluate(o, kind, px, liquidity)
@@ -1275,17 +1433,23 @@ class Engine:
             return q
 
     def on_bar(self, symbol: str, bar: BarRec, timeframe: str = "1Min", stream: bool = True,
-               match: bool = True) -> BarRec:
+               match: bool = True, updated: bool = False) -> BarRec:
+        """Store, stream and match one bar. ``updated``: a correction of an already published minute
+        bar (Alpaca's ``updatedBars`` channel, type ``u``); it replaces the stored bar."""
         with self.lock:
             sym = symbol.upper()
             self.asset(sym)
             self.market.add_bars(sym, [bar], timeframe)
-            if self.cfg.clock_follows_bars:
+            if self.cfg.clock_follows_bars and not updated:
                 delta = timeframe_delta(timeframe) or timedelta(minutes=1)
                 self.clock.move_forward_to(bar.t + delta)
             if stream:
                 daily = canonical_timeframe(timeframe).endswith("Day")
-                self._emit_data("dailyBars" if daily else "bars", sym, bar.stream(sym, "d" if daily else "b"))
+                if updated:
+                    self._emit_data("updatedBars", sym, bar.stream(sym, "u"))
+                else:
+                    self._emit_data("dailyBars" if daily else "bars", sym,
+                                    bar.stream(sym, "d" if daily else "b"))
             if match:
                 self._match(sym, "bar", bar)
             self.check_expiry()

@@ -42,6 +42,23 @@ class DelayAck:
 
 
 @dataclass
+class LateLanding:
+    land_after: float
+    drop_response: bool
+    remaining: int
+    outcomes: list = field(default_factory=list)  # ("landed", order_id, client_order_id) | ("refused", status, msg)
+
+
+@dataclass
+class ErrorAfterCreate:
+    status: int
+    body: dict
+    headers: dict
+    remaining: int
+    order_ids: list = field(default_factory=list)  # the orders created behind the error answers
+
+
+@dataclass
 class AsyncReject:
     reason: str
     delay: float
@@ -61,6 +78,8 @@ class Faults:
     delays: list[DelayAck] = field(default_factory=list)
     rejects: list[AsyncReject] = field(default_factory=list)
     drops: list[StreamDrop] = field(default_factory=list)
+    late: list[LateLanding] = field(default_factory=list)
+    after_create: list[ErrorAfterCreate] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -113,6 +132,34 @@ class Faults:
             self.delays.append(d)
         return d
 
+    def land_late(self, land_after: float, count: int = 1, drop_response: bool = True) -> LateLanding:
+        """Next ``count`` ``POST /v2/orders`` "land late": the request reaches the broker only
+        ``land_after`` seconds after it was sent -- nothing exists before that (a query by
+        ``client_order_id`` answers 404) -- and is then processed normally (created and routed,
+        or refused, e.g. 422 when the client meanwhile resubmitted the same ``client_order_id``).
+        The answer is sent after landing, or with ``drop_response`` (default) the connection is
+        closed without one. A client that timed out and resubmitted must therefore expect either
+        its resubmission or the late original to be refused as a duplicate. ``outcomes`` records
+        what happened at landing."""
+        f = LateLanding(float(land_after), bool(drop_response), count)
+        with self._lock:
+            self.late.append(f)
+        return f
+
+    def error_after_create(self, status: int = 500, count: int = 1, body: dict | None = None,
+                           headers: dict | None = None) -> ErrorAfterCreate:
+        """Next ``count`` ``POST /v2/orders``: the order IS created (and routed, and may trade),
+        then the answer is ``status`` (5xx) with an Alpaca-style body instead of the order. The
+        order is found by ``client_order_id``. Note alpaca-py retries 504 (and 429) by itself, so a
+        504 here makes it POST the same ``client_order_id`` again (-> 422 unique)."""
+        if body is None:
+            body = {"code": int(f"{status}10000"),
+                    "message": "internal server error occurred" if status == 500 else f"error {status}"}
+        f = ErrorAfterCreate(int(status), dict(body), dict(headers or {}), count)
+        with self._lock:
+            self.after_create.append(f)
+        return f
+
     def reject_orders(self, count: int = 1, reason: str = "order rejected by fake server",
                       delay: float = 0.0) -> AsyncReject:
         """Next ``count`` ``POST /v2/orders`` are acknowledged (200, ``new``) and then rejected
@@ -142,6 +189,8 @@ class Faults:
             self.delays.clear()
             self.rejects.clear()
             self.drops.clear()
+            self.late.clear()
+            self.after_create.clear()
 
     def pending(self) -> dict[str, Any]:
         with self._lock:
@@ -150,6 +199,8 @@ class Faults:
                 "delay_ack": [(d.seconds, d.drop_response, d.remaining) for d in self.delays if d.remaining > 0],
                 "reject": [(r.reason, r.remaining) for r in self.rejects if r.remaining > 0],
                 "drop_trade_stream": [(s.when, s.events, s.remaining) for s in self.drops if s.remaining > 0],
+                "land_late": [(f.land_after, f.drop_response, f.remaining) for f in self.late if f.remaining > 0],
+                "error_after_create": [(f.status, f.remaining) for f in self.after_create if f.remaining > 0],
             }
 
     # -------------------------------------------------------------------- consuming (server) ---
@@ -168,6 +219,20 @@ class Faults:
                 if d.remaining > 0:
                     d.remaining -= 1
                     return d
+        return None
+
+    def take_late(self) -> LateLanding | None:
+        return self._take(self.late)
+
+    def take_after_create(self) -> ErrorAfterCreate | None:
+        return self._take(self.after_create)
+
+    def _take(self, items: list) -> Any:
+        with self._lock:
+            for f in items:
+                if f.remaining > 0:
+                    f.remaining -= 1
+                    return f
         return None
 
     def take_reject(self) -> AsyncReject | None:

@@ -134,8 +134,20 @@ class RestApi:
             body = req.json()
         except ValueError:
             raise ApiError(400, "request body format is invalid", 40010000) from None
-        delay = self.s.faults.take_delay()
-        reject = self.s.faults.take_reject()
+        faults = self.s.faults
+        late = faults.take_late()
+        if late is not None:  # the request is still "on the wire": nothing exists yet
+            await asyncio.sleep(late.land_after)
+            try:
+                ack = self.e.submit_order(body or {})
+            except ApiError as err:
+                late.outcomes.append(("refused", err.status, err.message))
+                return HttpResponse.dropped() if late.drop_response else JSON(err.payload(), err.status, err.headers)
+            late.outcomes.append(("landed", ack["id"], ack["client_order_id"]))
+            return HttpResponse.dropped() if late.drop_response else JSON(ack)
+        delay = faults.take_delay()
+        reject = faults.take_reject()
+        after = faults.take_after_create()
         ack = self.e.submit_order(body or {})
         if reject is not None:
             loop = asyncio.get_running_loop()
@@ -144,6 +156,9 @@ class RestApi:
             await asyncio.sleep(delay.seconds)
             if delay.drop_response:
                 return HttpResponse.dropped()
+        if after is not None:
+            after.order_ids.append(ack["id"])
+            return JSON(dict(after.body), after.status, after.headers)
         return JSON(ack)
 
     def _calendar(self, q: dict) -> list[dict]:

@@ -13,9 +13,10 @@ from websockets.asyncio.server import serve as ws_serve
 
 from ._http import HttpRequest, HttpResponse, HttpServer
 from .clock import FakeClock, MarketCalendar, _xnys
-from .config import ServerConfig
+from .config import BROKER_LIKE, ServerConfig
 from .engine import ApiError, D, Engine
 from .faults import Faults
+from .feed import BarFeed, BarFeedConfig
 from .marketdata import coerce_bar, rows_from_frame
 from .rest import RestApi
 from .streams import StreamHub
@@ -31,17 +32,20 @@ class FakeAlpacaServer:
 
     ``keys``: ``{key_id: secret}`` (or ``[(key_id, secret), ...]``); every key trades the same
     single account. Options: the fields of :class:`ServerConfig` as keyword arguments, or
-    ``config=ServerConfig(...)``.
+    ``config=ServerConfig(...)``. ``broker_like=True`` switches on asynchronous routing and cancels
+    and the wash-trade refusal (``config.BROKER_LIKE``); explicit options still win.
     """
 
     def __init__(self, keys: Mapping[str, str] | Iterable[tuple[str, str]] | None = None, *,
                  host: str = "127.0.0.1", port: int = 0, data_port: int = 0, stream_port: int = 0,
-                 config: ServerConfig | None = None, **options: Any) -> None:
+                 config: ServerConfig | None = None, broker_like: bool = False, **options: Any) -> None:
         self.keys: dict[str, str] = dict(keys) if keys is not None else dict(DEFAULT_KEYS)
         if not self.keys:
             raise ValueError("at least one API key is required")
         self.host = host
         self._ports_wanted = (port, data_port, stream_port)
+        if broker_like:
+            options = {**BROKER_LIKE, **options}
         self.config = ServerConfig.from_kwargs(config, **options)
         self.clock = FakeClock(self.config.clock_start)
         self.calendar = MarketCalendar(self.config.calendar)
@@ -59,6 +63,7 @@ class FakeAlpacaServer:
         self._startup_error: BaseException | None = None
         self._stop_event: asyncio.Event | None = None
         self._ports: tuple[int, int, int] | None = None
+        self.bar_feed: BarFeed | None = None
 
     # ============================================================================ lifecycle ===
     def start(self, timeout: float = 10.0) -> "FakeAlpacaServer":
@@ -77,6 +82,8 @@ class FakeAlpacaServer:
     def stop(self, timeout: float = 5.0) -> None:
         if self._thread is None:
             return
+        if self.bar_feed is not None:
+            self.bar_feed.stop()
         if self._loop is not None and self._stop_event is not None:
             self._loop.call_soon_threadsafe(self._stop_event.set)
         self._thread.join(timeout)
@@ -122,10 +129,14 @@ class FakeAlpacaServer:
             await data.close()
             return
         self._ports = (trading.port, data.port, ws.sockets[0].getsockname()[1])
+        self.engine.schedule = self._schedule
         self._ready.set()
+        if self.config.bar_feed is not None:
+            self.start_bar_feed(self.config.bar_feed)
         try:
             await self._stop_event.wait()
         finally:
+            self.engine.schedule = None
             ws.close(close_connections=True)
             try:
                 await asyncio.wait_for(ws.wait_closed(), 3)
@@ -133,6 +144,52 @@ class FakeAlpacaServer:
                 pass
             await trading.close()
             await data.close()
+
+    def _schedule(self, delay: float, fn: Callable[[], None]) -> None:
+        """Engine hook: run ``fn`` on the server loop ``delay`` real seconds from now (any thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            fn()
+            return
+        if threading.current_thread() is self._thread:
+            loop.call_later(delay, fn)
+        else:
+            loop.call_soon_threadsafe(loop.call_later, delay, fn)
+
+    def _submit_to_loop(self, fn: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            raise RuntimeError("server not running")
+        if threading.current_thread() is self._thread:
+            fn()
+        else:
+            loop.call_soon_threadsafe(fn)
+
+    def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait until no asynchronous routing / cancel step is pending (``async_routing`` /
+        ``async_cancels``)."""
+        self.wait_for(lambda: self.engine.pending_timers == 0, timeout, message="routing/cancel timers")
+
+    # ============================================================================ bar feed ===
+    def start_bar_feed(self, config: BarFeedConfig | None = None, **options: Any) -> BarFeed:
+        """Start streaming minute bars for many symbols (see ``feed.py``): ``symbols`` (list or
+        ``{symbol: start price}``), ``speed`` (simulated seconds per real second, 60 by default;
+        ``None`` = wall clock), ``start``, ``minutes``, ``lag``, ``jitter``, ``warmup_minutes``,
+        ``seed``, ... Returns the running :class:`BarFeed` (also ``srv.bar_feed``)."""
+        if self._thread is None:
+            raise RuntimeError("start the server first")
+        if isinstance(config, Mapping):
+            config = BarFeedConfig(**config)
+        if config is None:
+            config = BarFeedConfig(**options)
+        elif options:
+            config = BarFeedConfig(**{**config.__dict__, **options})
+        if self.bar_feed is not None:
+            self.bar_feed.stop()
+        feed = BarFeed(self, config)
+        self.bar_feed = feed
+        feed.begin()
+        return feed
 
     # ================================================================================= URLs ===
     def _port(self, i: int) -> int:
@@ -296,9 +353,19 @@ class FakeAlpacaServer:
         with self.engine.lock:
             self.engine.reject_order(self._order_obj(order).id, reason)
 
-    def cancel_order(self, order: str) -> None:
+    def cancel_order(self, order: str, now: bool = True) -> None:
+        """The venue cancels the order: `canceled` at once (``now=False``: exactly like a client's
+        ``DELETE /v2/orders/{id}``, i.e. asynchronous with ``async_cancels``)."""
+        from .engine import CLOSED
+
         with self.engine.lock:
-            self.engine.cancel_order(self._order_obj(order).id)
+            o = self._order_obj(order)
+            if now:
+                if o.status in CLOSED:
+                    raise ApiError(422, f'order is already in "{o.status}" state', 42210000)
+                self.engine._cancel(o)
+            else:
+                self.engine.cancel_order(o.id)
 
     # ============================================================================ inspection ===
     def _order_obj(self, ref: str):

@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 _CLOSE = object()
 _DATA_PATH = re.compile(r"^/v2/([a-z_]+)$")
 DATA_CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _is_msgpack(ws: ServerConnection) -> bool:
@@ -63,9 +62,7 @@ def _is_msgpack(ws: ServerConnection) -> bool:
 
 def _to_msgpack_ready(obj: Any) -> Any:
     if isinstance(obj, datetime):
-        delta = obj.astimezone(timezone.utc) - _EPOCH
-        ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-        return msgpack.Timestamp.from_unix_nano(ns)
+        return msgpack.Timestamp.from_datetime(obj.astimezone(timezone.utc))  # exact, like Alpaca's
     if isinstance(obj, dict):
         return {k: _to_msgpack_ready(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
