@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from backtests.report import _svg_multi_line, synthetic_note
+from strategies import stats
 
 DEFAULT_MODES = ("options", "leveraged_etf", "both", "stock")
 TICK = 0.01
@@ -426,8 +427,8 @@ def _per_signal(trades: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def _ret_bp(t: dict[str, Any]) -> float | None:
     if not t.get("entry_price") or t.get("exit_price") is None:
         return None
-    sign = -1.0 if t.get("direction") == "short" else 1.0
-    return sign * (t["exit_price"] / t["entry_price"] - 1.0) * 1e4
+    direction = "short" if t.get("direction") == "short" else "long"
+    return stats.trade_return(t["entry_price"], t["exit_price"], direction) * 1e4
 
 
 def _diff_bp(syn: float | None, real: float | None) -> float | None:

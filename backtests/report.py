@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import html
 import json
-import math
 from collections import Counter
 from dataclasses import asdict
 from datetime import datetime
@@ -17,29 +16,20 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from strategies import stats
 from strategies.execution_log import TRADE_COLUMNS, DecisionRecord
 
 NY = ZoneInfo("America/New_York")
 
 
 def max_drawdown_pct(equity: list[float]) -> float:
-    """Largest peak-to-trough fall, as a positive percentage of the peak."""
-    peak = -math.inf
-    worst = 0.0
-    for v in equity:
-        peak = max(peak, v)
-        if peak > 0:
-            worst = min(worst, v / peak - 1.0)
-    return round(-worst * 100.0, 4) + 0.0  # + 0.0: no "-0.0" when there is no drawdown
+    """Largest peak-to-trough fall, as a positive percentage of the peak (``stats.max_drawdown``)."""
+    return round(stats.max_drawdown(equity).pct * 100.0, 4) + 0.0  # + 0.0: never "-0.0"
 
 
 def drawdown_series(equity: list[float]) -> list[float]:
-    peak = -math.inf
-    out = []
-    for v in equity:
-        peak = max(peak, v)
-        out.append((v / peak - 1.0) * 100.0 if peak > 0 else 0.0)
-    return out
+    """Drawdown from the running peak at every point, in percent (<= 0)."""
+    return [d * 100.0 for d in stats.drawdown_series(equity)]
 
 
 def daily_closes(curve: list[tuple[datetime, float]]) -> list[tuple[str, float]]:
@@ -51,24 +41,27 @@ def daily_closes(curve: list[tuple[datetime, float]]) -> list[tuple[str, float]]
 
 
 def sharpe_ratio(curve: list[tuple[datetime, float]], starting_equity: float) -> float | None:
-    """Annualised Sharpe of daily returns (risk-free 0, sqrt(252)); None with < 2 days or no variance."""
+    """Annualised Sharpe of daily returns (``stats.sharpe_of_equity``: risk-free 0, sqrt(252)) of
+    the New York daily closes after ``starting_equity``; None with < 2 days or no variance."""
     closes = [starting_equity] + [eq for _, eq in daily_closes(curve)]
-    rets = [b / a - 1.0 for a, b in zip(closes, closes[1:]) if a > 0]
-    if len(rets) < 2:
-        return None
-    mean = sum(rets) / len(rets)
-    var = sum((r - mean) ** 2 for r in rets) / (len(rets) - 1)
-    if var <= 0:
-        return None
-    return round(mean / math.sqrt(var) * math.sqrt(252), 4)
+    s = stats.sharpe_of_equity(closes, stats.TRADING_DAYS_PER_YEAR)
+    return None if s is None else round(s, 4)
+
+
+def _meta(t: dict[str, Any]) -> dict[str, Any]:
+    """A trade row's metadata (``metadata_json``: JSON text or a dict)."""
+    m = t.get("metadata_json")
+    if isinstance(m, (str, bytes)):
+        m = json.loads(m)
+    return m if isinstance(m, dict) else {}
 
 
 def build_summary(*, mode: str, start: str | None, end: str | None, symbols: list[str],
                   starting_equity: float, ending_equity: float, trades: list[dict[str, Any]],
                   decisions: list[DecisionRecord], curve: list[tuple[datetime, float]],
                   signals_received: int, bars: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    wins = sum(1 for t in trades if t["pnl"] > 0)
-    fees = sum(json.loads(t["metadata_json"]).get("fees", 0.0) for t in trades)
+    win_rate = stats.win_rate([t["pnl"] for t in trades])
+    fees = sum(_meta(t).get("fees", 0.0) for t in trades)
     rejected = Counter(d.reason_code or "unknown" for d in decisions if not d.approved)
     summary = {
         "mode": mode,
@@ -80,7 +73,7 @@ def build_summary(*, mode: str, start: str | None, end: str | None, symbols: lis
         "max_drawdown_pct": max_drawdown_pct([starting_equity] + [eq for _, eq in curve]),
         "sharpe": sharpe_ratio(curve, starting_equity),
         "trades": len(trades),
-        "win_rate": round(wins / len(trades), 4) if trades else None,
+        "win_rate": None if win_rate is None else round(win_rate, 4),
         "realized_pnl": round(sum(t["pnl"] for t in trades), 2),
         "fees": round(fees, 2),
         "exits_by_reason": dict(sorted(Counter(t["exit_reason"] for t in trades).items())),

@@ -204,4 +204,5 @@ def test_backtest_journals_to_the_database(tmp_path, fixture_catalog, db_url):
         runs = c.execute(sa.text("select mode, summary_json from backtest_runs where run_id = :r"), {"r": run_id}).all()
     engine.dispose()
     assert [(str(d[0]), round(d[1], 2), d[2], d[3]) for d in daily] == [("2025-06-16", 296.98, 1, 1)]
-    assert runs[0][0] == "stock" and json.loads(runs[0][1])["ending_equity"] == pytest.approx(100_296.98)
+    summary = runs[0][1] if isinstance(runs[0][1], dict) else json.loads(runs[0][1])  # JSONB: a dict; SQLite: text
+    assert runs[0][0] == "stock" and summary["ending_equity"] == pytest.approx(100_296.98)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -88,7 +87,7 @@ def test_kill_right_after_a_fill_keeps_that_fill(tmp_path):
     assert first.exit_reason == "profit_target" and first.pnl == pytest.approx(296.98, abs=0.005)
     assert second.order_id == oid and second.shares == int(qty) and second.entry_price == pytest.approx(float(px))
     assert second.signal_id.startswith("QQQ-10m-cloud_bounce_long")
-    assert json.loads(second.metadata_json)["last_price"] == pytest.approx(102.0)
+    assert second.metadata_json["last_price"] == pytest.approx(102.0)  # a JSON column: a dict
     # the run was registered and never finished
     assert len(runs) == 1 and runs[0].summary_json is None
 

@@ -35,14 +35,14 @@ from strategies.journal.models import (
     SignalDecisionRecord,
     TradeExecutionRecord,
 )
-from strategies.journal.writer import (
+from strategies.journal import (
     ControlStore,
     JournalSink,
     OrderResult,
     TradeJournalWriter,
-    max_drawdown,
     new_run_id,
 )
+from strategies.stats import max_drawdown
 from strategies.trade_executor.models import Position, SignalType, TradeSignal
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -168,7 +168,7 @@ def test_migrations_agree_with_models(db_url: str) -> None:
         assert _diff(engine, _seed_metadata()) == [], "135 must create the seed's tables exactly"
         assert _diff(engine, Base.metadata) != []  # the comparison does see differences
         jdb.upgrade(db_url)
-        assert jdb.current_revision(db_url) == "137_option_symbols"
+        assert jdb.current_revision(db_url) == "138_json_columns"
         assert _diff(engine, Base.metadata) == []
         insp = sa.inspect(engine)
         idx = {i["name"]: (i["column_names"], bool(i["unique"])) for i in insp.get_indexes("trade_executions")}
@@ -201,6 +201,56 @@ def test_downgrade_removes_tables(db_url: str) -> None:
         engine.dispose()
 
 
+def test_migration_138_converts_json_text_and_back(db_url: str) -> None:
+    """Text written before 138 becomes JSON values: JSON as it was, NaN/Infinity as null, text that
+    is not JSON as a JSON string; downgrading gives JSON text of the same values back."""
+    jdb.upgrade(db_url, "137_option_symbols")
+    engine = jdb.make_engine(db_url)
+    meta = {"fees": 0.1, "signal": {"ticker": "QQQ", "levels": [1, 2.5]}, "note": "NaN is a word here"}
+    texts = {
+        "T-ok": json.dumps(meta),
+        "T-nan": '{"iv": NaN, "delta": 0.5, "greeks": [Infinity, -Infinity, 1]}',
+        "T-bad": "not json {",
+        "T-null": None,
+    }
+    expected = {"T-ok": meta, "T-nan": {"iv": None, "delta": 0.5, "greeks": [None, None, 1]},
+                "T-bad": "not json {", "T-null": None}
+    try:
+        with engine.begin() as c:
+            for oid, text in texts.items():
+                c.execute(sa.text(
+                    "INSERT INTO trade_executions (ticker, instrument_type, direction, trade_type, entry_price, "
+                    "shares, status, entry_time, order_id, metadata_json, run_id) VALUES ('QQQ', 'stock', 'long', "
+                    "'day', 100.0, 1, 'open', '2025-06-17 14:00:00', :o, :m, 'mig')"), {"o": oid, "m": text})
+            c.execute(sa.text("INSERT INTO executor_control (key, value_json, updated_at) VALUES "
+                              "('instrument_mode', '\"both\"', '2025-06-17 14:00:00'), "
+                              "('kill_switch', '{\"active\": true}', '2025-06-17 14:00:00')"))
+            c.execute(sa.text("INSERT INTO backtest_runs (run_id, started_at, symbols, params_json) VALUES "
+                              "('mig', '2025-06-17 14:00:00', '[\"QQQ\", \"SPY\"]', '{\"cash\": 1e5}')"))
+        jdb.upgrade(db_url)
+        assert _diff(engine, Base.metadata) == []
+        with sa.orm.Session(engine) as s:
+            got = {r.order_id: r.metadata_json for r in s.scalars(sa.select(TradeExecutionRecord))}
+            assert got == expected
+            ctl = {r.key: r.value_json for r in s.scalars(sa.select(ExecutorControlRecord))}
+            assert ctl == {"instrument_mode": "both", "kill_switch": {"active": True}}
+            run = s.get(BacktestRunRecord, "mig")
+            assert (run.symbols, run.params_json, run.summary_json) == (["QQQ", "SPY"], {"cash": 100000.0}, None)
+        assert ControlStore(engine).instrument_mode() == "both"
+        (t,) = [t for t in TradeJournalWriter(engine, run_id="mig").get_open_trades() if t.order_id == "T-nan"]
+        assert t.metadata == expected["T-nan"]
+
+        jdb.downgrade(db_url, "137_option_symbols")
+        with engine.connect() as c:
+            back = dict(c.execute(sa.text("SELECT order_id, metadata_json FROM trade_executions")).all())
+            ctl_text = dict(c.execute(sa.text("SELECT key, value_json FROM executor_control")).all())
+        assert all(isinstance(v, str) for v in back.values() if v is not None)
+        assert {k: None if v is None else json.loads(v) for k, v in back.items()} == expected
+        assert json.loads(ctl_text["instrument_mode"]) == "both"
+    finally:
+        engine.dispose()
+
+
 # ── round trips ───────────────────────────────────────────────────────────────────────────────
 
 
@@ -211,7 +261,7 @@ def test_round_trip_every_record_type(engine: sa.Engine) -> None:
     tid = w.record_trade(row)
     (t,) = w.get_trade_history(days=None, now=datetime(2025, 6, 18, tzinfo=UTC))
     assert t.id == tid and t.run_id == "rt-1"
-    assert t.to_row() == row
+    assert t.to_row() == {**row, "metadata_json": {"fees": 0.1}}  # JSON text in, a dict back
     assert t.entry_time.tzinfo is not None and t.created_at is not None
     # decision, with the signal
     sig = _signal()
@@ -223,16 +273,16 @@ def test_round_trip_every_record_type(engine: sa.Engine) -> None:
             rd.approved, rd.reason_code, rd.reason, rd.instrument, rd.instrument_type, rd.shares) == (
         d.ts, d.signal_id, d.ticker, d.timeframe, d.signal_type, d.direction, d.conviction,
         True, None, None, d.instrument, d.instrument_type, 25)
-    assert json.loads(rd.details_json) == d.details
-    assert json.loads(rd.order_ids) == ["O-7", "O-8"]
-    assert TradeSignal.from_dict(json.loads(rd.signal_json)) == sig
+    assert rd.details_json == d.details
+    assert rd.order_ids == ["O-7", "O-8"]
+    assert TradeSignal.from_dict(rd.signal_json) == sig
     # equity and events
     ts = datetime(2025, 6, 17, 14, 5, 30, 123456, tzinfo=UTC)
     w.record_equity(ts, 100123.45)
     assert w.get_equity_curve() == [(ts, 100123.45)]
     w.record_event(ts, "kill_switch", "daily_loss_limit: -10.2% <= -10%", {"equity": 89800.0})
     (ev,) = w.get_events()
-    assert (ev.ts, ev.kind, ev.message, json.loads(ev.data_json)) == (
+    assert (ev.ts, ev.kind, ev.message, ev.data_json) == (
         ts, "kill_switch", "daily_loss_limit: -10.2% <= -10%", {"equity": 89800.0})
     # daily pnl
     s = w.record_daily_pnl(date(2025, 6, 17), metadata={"note": "rt"})
@@ -240,7 +290,7 @@ def test_round_trip_every_record_type(engine: sa.Engine) -> None:
     assert (rec.date, rec.run_id, rec.starting_equity, rec.ending_equity, rec.realized_pnl, rec.total_trades,
             rec.winning_trades, rec.losing_trades, rec.max_drawdown, rec.kill_switch_triggered) == (
         date(2025, 6, 17), "rt-1", 100123.45, 100123.45, 22.5, 1, 1, 0, 0.0, True)
-    assert json.loads(rec.metadata_json)["note"] == "rt" and s.realized_pnl == 22.5
+    assert rec.metadata_json["note"] == "rt" and s.realized_pnl == 22.5
     w.record_daily_pnl(date(2025, 6, 17))  # upsert, not a second row
     assert _count(engine, "daily_pnl") == 1
     # backtest run
@@ -249,9 +299,9 @@ def test_round_trip_every_record_type(engine: sa.Engine) -> None:
     w.finish_backtest_run({"trades": 1, "pnl": 22.5})
     with sa.orm.Session(engine) as s2:
         br = s2.get(BacktestRunRecord, "rt-1")
-        assert (br.started_at, br.mode, json.loads(br.symbols), json.loads(br.params_json),
-                json.loads(br.summary_json)) == (datetime(2025, 6, 16, 13, 30, tzinfo=UTC), "stock",
-                                                 ["QQQ", "SPY"], {"equity": 100000}, {"trades": 1, "pnl": 22.5})
+        assert (br.started_at, br.mode, br.symbols, br.params_json, br.summary_json) == (
+            datetime(2025, 6, 16, 13, 30, tzinfo=UTC), "stock", ["QQQ", "SPY"], {"equity": 100000},
+            {"trades": 1, "pnl": 22.5})
     # control
     cs = ControlStore(engine)
     at = datetime(2025, 6, 17, 15, 0, tzinfo=UTC)
@@ -354,6 +404,10 @@ def test_daily_summary_hand_computed(engine: sa.Engine) -> None:
     assert s.max_drawdown == pytest.approx(400.0)
     assert s.max_drawdown_pct == pytest.approx(400.0 / 100300.0)  # 0.399%
     assert s.kill_switch_triggered is True and s.equity_snapshots == 4
+    # strategies.stats of the day's closed P&Ls +120.50, -40.25, +10.00
+    assert s.win_rate == pytest.approx(2 / 3)
+    assert s.profit_factor == pytest.approx(130.50 / 40.25)
+    assert s.expectancy == pytest.approx(90.25 / 3)
 
     prev = w.get_daily_summary(date(2025, 6, 16))
     assert (prev.realized_pnl, prev.total_trades, prev.kill_switch_triggered, prev.starting_equity) == (
@@ -366,6 +420,8 @@ def test_daily_summary_hand_computed(engine: sa.Engine) -> None:
     assert (rec.realized_pnl, rec.unrealized_pnl, rec.total_trades, rec.winning_trades, rec.losing_trades,
             rec.max_drawdown, rec.kill_switch_triggered, rec.starting_equity, rec.ending_equity) == (
         pytest.approx(90.25), pytest.approx(20.0), 3, 2, 1, pytest.approx(400.0), True, 100000.0, 100100.0)
+    assert rec.metadata_json == {"max_drawdown_pct": pytest.approx(400.0 / 100300.0), "win_rate": pytest.approx(2 / 3),
+                                 "profit_factor": pytest.approx(130.50 / 40.25), "expectancy": pytest.approx(90.25 / 3)}
     with pytest.raises(ValueError, match="no equity snapshots"):
         w.record_daily_pnl(date(2025, 6, 20))
 
@@ -375,7 +431,10 @@ def test_max_drawdown_definition() -> None:
     assert max_drawdown([100.0, 110.0, 120.0]) == (0.0, 0.0)
     dd, pct = max_drawdown([100000, 100300, 99900, 100100])
     assert dd == 400 and pct == pytest.approx(0.003988, abs=1e-6)
-    assert max_drawdown([100, 90, 120, 100, 130])[0] == 20  # the worst fall, not the first
+    # the worst fall, not the first; pct: the largest fall relative to its own peak (20/120 > 10/100)
+    assert max_drawdown([100, 90, 120, 100, 130]) == (20, pytest.approx(20 / 120))
+    # the largest fall in currency and the largest relative fall may come from different peaks
+    assert max_drawdown([10, 5, 100, 90]) == (10, pytest.approx(0.5))
 
 
 # ── trade history ─────────────────────────────────────────────────────────────────────────────
@@ -424,6 +483,7 @@ def test_trade_history_filters_by_ticker_and_days(engine: sa.Engine) -> None:
     [
         ({"entry_price": float("nan")}, "entry_price", "nan"),
         ({"exit_price": float("inf")}, "exit_price", "inf"),
+        ({"exit_price": -0.01}, "exit_price", "-0.01"),
         ({"pnl": float("nan")}, "pnl", "nan"),
         ({"status": "filled"}, "status", "'filled'"),
         ({"shares": -5}, "shares", "-5"),
@@ -441,6 +501,13 @@ def test_model_validation_names_field_and_value(override: dict, field: str, show
 
         check_required(rec)
     assert field in str(exc.value) and shown in str(exc.value)
+
+
+def test_an_option_expiring_worthless_is_journaled_at_zero() -> None:
+    # a put that expires out of the money settles at 0.00: a valid exit price (found on a real
+    # options backtest, where the journal refused it and stopped the run)
+    values = {**_trade_row(), "instrument_type": "option", "exit_price": 0.0}
+    assert TradeExecutionRecord(**values).exit_price == 0.0
 
 
 def test_bad_records_refused_good_ones_survive(engine: sa.Engine) -> None:
@@ -472,7 +539,7 @@ def test_bad_records_refused_good_ones_survive(engine: sa.Engine) -> None:
     w.start_backtest_run(datetime(2025, 6, 16, tzinfo=UTC))
     good1 = EquitySnapshotRecord(run_id="bad", ts=datetime(2025, 6, 17, 15, tzinfo=UTC), equity=1.0)
     dup = BacktestRunRecord(run_id="bad", started_at=datetime(2025, 6, 16, tzinfo=UTC))
-    good2 = ExecutorControlRecord(key="instrument_mode", value_json='"both"',
+    good2 = ExecutorControlRecord(key="instrument_mode", value_json="both",
                                   updated_at=datetime(2025, 6, 17, tzinfo=UTC))
     refused = w.write_records([good1, dup, good2])
     assert [r for r, _ in refused] == [dup] and isinstance(refused[0][1], sa.exc.IntegrityError)
@@ -559,7 +626,7 @@ CRASH_CHILD = textwrap.dedent(
     import json, sys, time
     from datetime import datetime, timezone
     from strategies.execution_log import DecisionRecord
-    from strategies.journal.writer import JournalSink
+    from strategies.journal import JournalSink
 
     url, row = sys.argv[1], json.loads(sys.argv[2])
     for k in ("entry_time", "exit_time"):
@@ -599,7 +666,7 @@ def test_crash_after_fill_keeps_the_trade(migrated: str, tmp_path: Path) -> None
     w = TradeJournalWriter(migrated, run_id="crash")
     try:
         (t,) = w.get_trade_history(days=None, now=datetime(2025, 6, 18, tzinfo=UTC))
-        assert t.to_row() == row
+        assert t.to_row() == {**row, "metadata_json": json.loads(row["metadata_json"])}
         assert len(w.get_decisions()) == 1  # queued before the fill: committed with it
     finally:
         w.close()

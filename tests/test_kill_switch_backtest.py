@@ -269,7 +269,7 @@ def test_latch_survives_restart_until_operator_resumes(tmp_path, catalog, capsys
     assert ControlStore(db, scope="paper").kill_switch().active
     assert cli_main(["kill-switch", "resume", "--db", db, "--scope", "paper", "--yes", "--by", "ana"]) == 0
     rec = ControlStore(db, scope="paper").get_record("paper:kill_switch")
-    assert rec.updated_by == "cli:ana" and json.loads(rec.value_json)["active"] is False
+    assert rec.updated_by == "cli:ana" and rec.value_json["active"] is False
 
     # run 3 trades again
     r3, rogue3 = run(catalog, tmp_path, executor={}, db_url=db, control_scope="paper", signals=sigs)
@@ -288,7 +288,7 @@ def test_latch_survives_restart_until_operator_resumes(tmp_path, catalog, capsys
 
     with w.engine.connect() as c:
         runs = c.execute(select(BacktestRunRecord.run_id, BacktestRunRecord.summary_json)).all()
-    assert len(runs) == 3 and all(json.loads(s)["trades"] in (0, 1) for _, s in runs)
+    assert len(runs) == 3 and all(s["trades"] in (0, 1) for _, s in runs)
     w.close()
 
 

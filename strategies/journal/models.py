@@ -15,6 +15,13 @@ Tables
 
 Conventions
 -----------
+* JSON columns (``metadata_json``, ``details_json``, ``order_ids``, ``signal_json``, ``data_json``,
+  ``value_json``, ``symbols``, ``params_json``, ``summary_json``; migration 138) are ``JSONType``:
+  SQLAlchemy ``JSON`` on SQLite, ``JSONB`` on PostgreSQL; Python None is SQL NULL. They take and
+  give JSON values (dicts, lists, ...), made JSON-safe by ``json_value`` when set. The columns
+  that always hold an object (``metadata_json``, ``details_json``, ``data_json``, ``params_json``,
+  ``summary_json``) or a list (``order_ids``, ``symbols``) also take JSON text (parsed) and refuse
+  anything else; ``signal_json`` and ``value_json`` take any JSON value (a str is a JSON string).
 * Every ``DateTime`` column stores **naive UTC** (``UTCDateTime``): aware datetimes are converted
   to UTC on the way in, naive ones are taken to be UTC already, and values come back aware (UTC).
   The DDL type is a plain ``DateTime``, exactly as in the seed.
@@ -33,11 +40,15 @@ Conventions
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from datetime import date, datetime, timezone
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Date,
     DateTime,
@@ -48,6 +59,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 from sqlalchemy.types import TypeDecorator
 
@@ -79,6 +91,10 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+# JSON on SQLite (stored as text), JSONB on PostgreSQL; None is stored as SQL NULL
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -133,6 +149,82 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...], *, nullable: bool =
         return None
     if value not in allowed:
         raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+    return value
+
+
+def _json_default(o: Any) -> Any:
+    """What ``json_value`` makes of a value JSON has no type for."""
+    if isinstance(o, (datetime, date)):
+        return o.isoformat()
+    if isinstance(o, Enum):
+        return o.value
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    if hasattr(o, "item"):  # numpy scalars
+        try:
+            return o.item()
+        except Exception:  # noqa: BLE001
+            pass
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    return str(o)
+
+
+def _json_key(k: Any) -> str:
+    if isinstance(k, Enum):
+        k = k.value
+    if isinstance(k, str):
+        return str.__str__(k)
+    if k is None or isinstance(k, (bool, int, float)):
+        return json.dumps(k)  # what json.dumps makes of such a key: "null", "true", "1", "1.5"
+    return str(k)
+
+
+def json_value(o: Any) -> Any:
+    """``o`` as plain JSON data (dict with str keys, list, str, int, float, bool, None):
+    datetimes/dates -> ISO text, enums -> their value, dataclasses -> dicts, tuples and sets ->
+    lists, numpy scalars -> numbers, objects with ``to_dict`` -> that; NaN and infinities -> None
+    (JSON has no such numbers; PostgreSQL refuses them); anything else -> ``str(o)``."""
+    t = type(o)  # fast path: the plain types almost every value has
+    if t is str or t is int or t is bool or o is None:
+        return o
+    if t is float:
+        return o if math.isfinite(o) else None
+    if t is dict:
+        return {k if type(k) is str else _json_key(k): json_value(v) for k, v in o.items()}
+    if t is list:
+        return [json_value(v) for v in o]
+    if isinstance(o, Enum):
+        return json_value(o.value)
+    if isinstance(o, str):
+        return o if type(o) is str else str.__str__(o)
+    if isinstance(o, int) and not isinstance(o, bool):
+        return int(o)
+    if isinstance(o, float):
+        return float(o) if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {_json_key(k): json_value(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [json_value(v) for v in o]
+    return json_value(_json_default(o))
+
+
+def _json_doc(name: str, value: Any, kind: type) -> Any:
+    """A JSON document that must be a ``kind`` (dict or list); JSON text is parsed."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, bytearray)):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError(f"{name} must be JSON text or a {kind.__name__}, got {value!r}") from None
+    elif kind is list and isinstance(value, (tuple, set, frozenset)):
+        value = list(value)
+    value = json_value(value)
+    if value is not None and not isinstance(value, kind):
+        raise ValueError(f"{name} must be a JSON {'object' if kind is dict else 'array'}, got {value!r}")
     return value
 
 
@@ -198,14 +290,22 @@ class TradeExecutionRecord(Base):
     order_id: Mapped[str | None] = mapped_column(String(100))
     entry_time: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     exit_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    metadata_json: Mapped[str | None] = mapped_column(Text)
+    metadata_json: Mapped[dict | None] = mapped_column(JSONType)
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=func.now())
     # added (migration 136): keeps backtest rows apart from live ones
     run_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
-    @validates("entry_price", "exit_price", "stop_loss", "target_price")
+    @validates("entry_price", "stop_loss", "target_price")
     def _v_price(self, key: str, value: Any) -> float | None:
         return _finite(key, value, positive=True)
+
+    @validates("exit_price")
+    def _v_exit_price(self, key: str, value: Any) -> float | None:
+        # an option that expires out of the money settles at 0.00: a real exit price
+        f = _finite(key, value)
+        if f is not None and f < 0.0:
+            raise ValueError(f"{key} must be >= 0, got {value!r}")
+        return f
 
     @validates("pnl", "pnl_pct")
     def _v_pnl(self, key: str, value: Any) -> float | None:
@@ -239,10 +339,13 @@ class TradeExecutionRecord(Base):
     def _v_instrument_type(self, key: str, value: Any) -> str | None:
         return _choice(key, value, INSTRUMENT_TYPES)
 
-    @validates("signal_id", "ticker", "original_ticker", "exit_reason", "broker", "order_id",
-               "run_id", "metadata_json")
+    @validates("signal_id", "ticker", "original_ticker", "exit_reason", "broker", "order_id", "run_id")
     def _v_str(self, key: str, value: Any) -> str | None:
         return _string(self, key, value)
+
+    @validates("metadata_json")
+    def _v_json(self, key: str, value: Any) -> dict | None:
+        return _json_doc(key, value, dict)
 
     @validates("entry_time", "exit_time", "created_at")
     def _v_time(self, key: str, value: Any) -> datetime | None:
@@ -269,7 +372,7 @@ class DailyPnLRecord(Base):
     losing_trades: Mapped[int] = mapped_column(Integer, nullable=False)
     max_drawdown: Mapped[float | None] = mapped_column(Float)
     kill_switch_triggered: Mapped[bool | None] = mapped_column(Boolean, default=False)
-    metadata_json: Mapped[str | None] = mapped_column(Text)
+    metadata_json: Mapped[dict | None] = mapped_column(JSONType)
     # added (migration 136)
     run_id: Mapped[str] = mapped_column(String(64), nullable=False, default=LIVE_RUN_ID,
                                         server_default=LIVE_RUN_ID)
@@ -288,9 +391,13 @@ class DailyPnLRecord(Base):
             raise ValueError(f"date must be a datetime.date, got {value!r}")
         return value
 
-    @validates("run_id", "metadata_json")
+    @validates("run_id")
     def _v_str(self, key: str, value: Any) -> str | None:
         return _string(self, key, value)
+
+    @validates("metadata_json")
+    def _v_json(self, key: str, value: Any) -> dict | None:
+        return _json_doc(key, value, dict)
 
 
 # ── added tables (migration 136) ──────────────────────────────────────────────────────────────
@@ -321,9 +428,9 @@ class SignalDecisionRecord(Base):
     instrument: Mapped[str | None] = mapped_column(String(32))
     instrument_type: Mapped[str | None] = mapped_column(String(20))
     shares: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    details_json: Mapped[str | None] = mapped_column(Text)
-    order_ids: Mapped[str | None] = mapped_column(Text)  # JSON list
-    signal_json: Mapped[str | None] = mapped_column(Text)
+    details_json: Mapped[dict | None] = mapped_column(JSONType)
+    order_ids: Mapped[list | None] = mapped_column(JSONType)  # list of order ids
+    signal_json: Mapped[Any] = mapped_column(JSONType, nullable=True)  # the TradeSignal (to_dict), if given
 
     @validates("signal_id", "ticker", "timeframe", "signal_type", "direction", "reason_code",
                "instrument", "instrument_type")
@@ -347,6 +454,18 @@ class SignalDecisionRecord(Base):
     def _v_shares(self, key: str, value: Any) -> int | None:
         return _int(key, value, lo=0)
 
+    @validates("details_json")
+    def _v_details(self, key: str, value: Any) -> dict | None:
+        return _json_doc(key, value, dict)
+
+    @validates("order_ids")
+    def _v_order_ids(self, key: str, value: Any) -> list | None:
+        return _json_doc(key, value, list)
+
+    @validates("signal_json")
+    def _v_signal(self, key: str, value: Any) -> Any:
+        return json_value(value)
+
     @validates("approved")
     def _v_approved(self, key: str, value: Any) -> bool:
         if not isinstance(value, bool):
@@ -369,11 +488,15 @@ class ExecutorEventRecord(Base):
     ts: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     kind: Mapped[str] = mapped_column(String(40), nullable=False, index=True)
     message: Mapped[str | None] = mapped_column(Text)
-    data_json: Mapped[str | None] = mapped_column(Text)
+    data_json: Mapped[dict | None] = mapped_column(JSONType)
 
     @validates("run_id", "kind")
     def _v_str(self, key: str, value: Any) -> str | None:
         return _string(self, key, value)
+
+    @validates("data_json")
+    def _v_json(self, key: str, value: Any) -> dict | None:
+        return _json_doc(key, value, dict)
 
     @validates("ts")
     def _v_time(self, key: str, value: Any) -> datetime | None:
@@ -412,13 +535,17 @@ class ExecutorControlRecord(Base):
     __tablename__ = "executor_control"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value_json: Mapped[str] = mapped_column(Text, nullable=False)
+    value_json: Mapped[Any] = mapped_column(JSONType, nullable=False)  # any JSON value but null
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     updated_by: Mapped[str | None] = mapped_column(String(64))
 
     @validates("key", "updated_by")
     def _v_str(self, key: str, value: Any) -> str | None:
         return _string(self, key, value)
+
+    @validates("value_json")
+    def _v_value(self, key: str, value: Any) -> Any:
+        return json_value(value)
 
     @validates("updated_at")
     def _v_time(self, key: str, value: Any) -> datetime | None:
@@ -431,13 +558,21 @@ class BacktestRunRecord(Base):
     run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     mode: Mapped[str | None] = mapped_column(String(20))
-    symbols: Mapped[str | None] = mapped_column(Text)  # JSON list
-    params_json: Mapped[str | None] = mapped_column(Text)
-    summary_json: Mapped[str | None] = mapped_column(Text)
+    symbols: Mapped[list | None] = mapped_column(JSONType)  # list of symbols
+    params_json: Mapped[dict | None] = mapped_column(JSONType)
+    summary_json: Mapped[dict | None] = mapped_column(JSONType)
 
     @validates("run_id", "mode")
     def _v_str(self, key: str, value: Any) -> str | None:
         return _string(self, key, value)
+
+    @validates("symbols")
+    def _v_symbols(self, key: str, value: Any) -> list | None:
+        return _json_doc(key, value, list)
+
+    @validates("params_json", "summary_json")
+    def _v_json(self, key: str, value: Any) -> dict | None:
+        return _json_doc(key, value, dict)
 
     @validates("started_at")
     def _v_time(self, key: str, value: Any) -> datetime | None:
@@ -452,10 +587,12 @@ __all__ = [
     "ExecutorControlRecord",
     "ExecutorEventRecord",
     "INSTRUMENT_TYPES",
+    "JSONType",
     "LIVE_RUN_ID",
     "SignalDecisionRecord",
     "TRADE_STATUSES",
     "TradeExecutionRecord",
     "UTCDateTime",
     "check_required",
+    "json_value",
 ]
