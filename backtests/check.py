@@ -41,11 +41,12 @@ import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
+
+from strategies.trade_executor.timeutil import datetime_to_ns, ns_to_datetime
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 NS_PER_MINUTE = 60_000_000_000
@@ -55,7 +56,6 @@ CENT = 0.005 + 1e-9  # "to the cent"
 SHOWN = 3  # offending rows printed per invariant
 STOP_BUDGET_FACTOR = 1.05
 CHECKED_TIMEFRAMES = ("1m", "10m", "1h")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class CheckUsageError(ValueError):
@@ -202,13 +202,8 @@ def _iso(ns: int) -> str:
     return pd.Timestamp(ns, unit="ns", tz="UTC").isoformat()
 
 
-def _dt(ns: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=ns // 1000)
-
-
-def _dt_ns(dt: datetime) -> int:
-    d = dt - _EPOCH
-    return (d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1000
+_dt = ns_to_datetime
+_dt_ns = datetime_to_ns
 
 
 def minute_of(ns: int) -> int:
@@ -227,7 +222,8 @@ def _calendar(run: RunOutputs):
 
 
 def _session_ns(cal: Any, ns: int) -> tuple[int, int] | None:
-    """(open, close) in ns of the session on the New York date of ``ns``; None if none."""
+    """(open, close) in ns of the calendar session ``ns`` belongs to (``MarketCalendar.session_for``);
+    None if none."""
     try:
         s = cal.session_for(_dt(ns))
     except ValueError:
@@ -276,6 +272,7 @@ def check_fills_in_bar(run: RunOutputs) -> CheckResult:
     n_ticks = run.slippage_ticks
     bad: list[str] = []
     n_opt = 0
+    stale = 0
     for r in run.fills:
         px = _f(r["price"])
         if px is None:
@@ -290,18 +287,27 @@ def check_fills_in_bar(run: RunOutputs) -> CheckResult:
                 bad.append(f"{_fill_text(r)} outside the quote in force [{bid:g}, {ask:g}] ({r['quote_ts']})")
             continue
         lo, hi = _f(r["bar_low"]), _f(r["bar_high"])
-        if lo is None or hi is None:
-            bad.append(f"{_fill_text(r)}: no bar of {r['instrument']} for the fill's minute")
-            continue
         tick = _f(r["tick"]) or 0.01
         slip = n_ticks * tick
+        if lo is None or hi is None:
+            last = _f(r["last_close"])
+            if r["order_type"] in ("MARKET", "LIMIT") and last is not None and abs(px - last) <= slip + EPS:
+                stale += 1  # nothing traded in that minute: filled at the last print
+                continue
+            bad.append(f"{_fill_text(r)}: no bar of {r['instrument']} for the fill's minute"
+                       + (f" and not at its last print {last:g} ± {n_ticks} tick" if last is not None else ""))
+            continue
         if not lo - slip - EPS <= px <= hi + slip + EPS:
             bad.append(f"{_fill_text(r)} outside bar {r['bar_ts']} [low {lo:g} - {n_ticks} tick, "
                        f"high {hi:g} + {n_ticks} tick] = [{lo - slip:.4f}, {hi + slip:.4f}]")
     rule = f"inside their minute's bar [low - {n_ticks} tick, high + {n_ticks} tick]"
     if n_opt:
         rule += f"; option fills ({n_opt}) inside the quote's [bid, ask]"
-    return _result(name, len(run.fills), bad, "fills", rule)
+    res = _result(name, len(run.fills), bad, "fills", rule)
+    if stale:
+        res.notes.append(f"{stale} fill(s) in a minute in which the instrument did not trade (no bar): "
+                         f"at its last print ± {n_ticks} tick")
+    return res
 
 
 def check_fills_in_session(run: RunOutputs) -> CheckResult:
@@ -355,6 +361,7 @@ def check_exit_same_minute(run: RunOutputs) -> CheckResult:
     n_ticks = run.slippage_ticks
     exits = [r for r in run.fills if _role(r) == "exit"]
     bad: list[str] = []
+    stale = 0
     for r in exits:
         ns = _ns(r["ts"])
         if ns is None:
@@ -370,6 +377,11 @@ def check_exit_same_minute(run: RunOutputs) -> CheckResult:
             continue
         b = _ns(r["bar_ts"])
         if b is None:
+            last, tick = _f(r["last_close"]), _f(r["tick"]) or 0.01
+            expect = None if last is None else last + (n_ticks * tick if r["side"] == "BUY" else -n_ticks * tick)
+            if r["order_type"] == "MARKET" and expect is not None and abs(float(r["price"] or "nan") - expect) <= EPS:
+                stale += 1  # the instrument did not trade in that minute: its last print is the price
+                continue
             bad.append(f"{_fill_text(r)}: no bar of {r['instrument']} for minute {_iso(m)}")
             continue
         if b != m:
@@ -382,8 +394,12 @@ def check_exit_same_minute(run: RunOutputs) -> CheckResult:
             if abs(float(r["price"] or "nan") - expect) > EPS:
                 bad.append(f"{_fill_text(r)}: not at its minute's close {close:g} {'+' if r['side'] == 'BUY' else '-'} "
                            f"{n_ticks} tick = {expect:.4f} (priced on another minute's bar?)")
-    return _result(name, len(exits), bad, "exit/stop fills",
-                   "priced on a bar (options: a quote) of their own minute, market exits at its close")
+    res = _result(name, len(exits), bad, "exit/stop fills",
+                  "priced on a bar (options: a quote) of their own minute, market exits at its close")
+    if stale:
+        res.notes.append(f"{stale} market exit(s) in a minute without a trade of the instrument: at its "
+                         f"last print {'+/-'} {n_ticks} tick")
+    return res
 
 
 def check_stop_loss_within_budget(run: RunOutputs) -> CheckResult:
@@ -414,8 +430,12 @@ def check_stop_loss_within_budget(run: RunOutputs) -> CheckResult:
             if stop is None:
                 bad.append(f"{t.where} {t['signal_id']}: stop_loss missing")
                 continue
-            planned = abs(entry - stop) * shares * mult
-            what = f"|{entry:g} - {stop:g}| x {shares:g}"
+            # the stop rests at the venue on the tick grid: a stop between two ticks may sit on
+            # the tick further from the entry (the planned risk plus less than one tick)
+            placed = (math.floor(stop / tick + 1e-9) if t["direction"] != "short" else
+                      math.ceil(stop / tick - 1e-9)) * tick
+            planned = abs(entry - placed) * shares * mult
+            what = f"|{entry:g} - {placed:g} (stop {stop:g} on the tick grid)| x {shares:g}"
         slippage = n_ticks * tick * shares * mult
         allowed = (planned + slippage + fees) * STOP_BUDGET_FACTOR
         loss = -pnl
@@ -425,14 +445,35 @@ def check_stop_loss_within_budget(run: RunOutputs) -> CheckResult:
                  f"{t['stop_loss']}, exit {t['exit_price']}): loss {loss:.2f} > ({what} + slippage {slippage:.2f} "
                  f"+ fees {fees:.2f}) x {STOP_BUDGET_FACTOR} = {allowed:.2f}")
         gap = _gap_open(t, stop, fills)
+        beyond = _closed_beyond(t, stop, fills, n_ticks)
         if gap is not None:
             notes.append(f"{label}; gap: the stop's bar {gap}")
+        elif beyond is not None:
+            notes.append(f"{label}; {beyond}")
         else:
             bad.append(label)
     rule = f"loss within (planned risk + {n_ticks} tick x shares + fees) x {STOP_BUDGET_FACTOR}"
     if notes:
         rule += f" ({len(notes)} beyond it after a gap through the stop)"
     return _result(name, len(stops), bad, "stop-loss round trips", rule, notes=notes)
+
+
+def _closed_beyond(t: Row, stop: float | None, fills: list[Row], n_ticks: int) -> str | None:
+    """'... closed at X, beyond the stop S' when a market exit filled at its minute's close (± the
+    slippage) and that close was beyond the stop: the executor's own bar-close stop (options, or
+    a remainder the resting stop did not cover) can only act on the close."""
+    if stop is None:
+        return None
+    long_ = t["direction"] != "short"
+    for r in fills:
+        if _role(r) != "exit" or r["order_type"] != "MARKET":
+            continue
+        close, px, tick = _f(r["bar_close"]), _f(r["price"]), _f(r["tick"]) or 0.01
+        if close is None or px is None or abs(px - close) > n_ticks * tick + EPS:
+            continue
+        if (long_ and close < stop - EPS) or (not long_ and close > stop + EPS):
+            return f"bar-close stop: the bar {r['bar_ts']} closed at {close:g}, beyond the stop {stop:g}"
+    return None
 
 
 def _gap_open(t: Row, stop: float | None, fills: list[Row]) -> str | None:
@@ -583,10 +624,8 @@ def check_timeframes_present(run: RunOutputs) -> CheckResult:
     a, b = _ns(run.summary.get("first_bar")), _ns(run.summary.get("last_bar"))
     sessions = None
     if a is not None and b is not None:
-        from strategies.trade_executor.calendar import et_date
-
         try:
-            sessions = len(cal.sessions_in_range(et_date(_dt(a)), et_date(_dt(b))))
+            sessions = len(cal.sessions_in_range(cal.session_date(_dt(a)), cal.session_date(_dt(b))))
         except ValueError:
             sessions = None
     received, approved, trades = Counter(), Counter(), Counter()

@@ -43,7 +43,10 @@ the current bar is found with ``np.searchsorted``). With both, for the bar whose
   rested from before the bar and the bar *opened* beyond the trigger (sell: ``open <= trigger``),
   a gap: then at the open one tick worse. A stop sent during the bar always fills at the trigger
   one tick worse (it was placed while the market was on the safe side of it), also when it
-  arrives after the bar's close already beyond the trigger.
+  arrives after the bar's close already beyond the trigger -- provided the bar traded at the
+  trigger (its [low, high] holds it; ``set_bars_from`` registers the range): a stop sent during a
+  bar that never traded at its trigger was in the market when it was sent and fills at the market
+  (e.g. a short entry filled above the signal's stop), never at a price the bar did not have.
 
 Market orders (and stops when there is no clock, no bars for the instrument or no bar closing
 now, or a stop filled on arrival) fill one tick worse than the market: the simulated book holds
@@ -76,6 +79,8 @@ class ExecutorFillModel(FillModel):
         self._clock = clock
         # instrument id -> (bar close ts int64 sorted, bar open float64, bar interval ns)
         self._bars: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
+        # instrument id -> (bar low, bar high), aligned with _bars (optional)
+        self._ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @staticmethod
     def _rested_before(order, ts_close: int, interval: int) -> bool:
@@ -91,7 +96,8 @@ class ExecutorFillModel(FillModel):
         self._clock = clock
 
     def set_bars(self, instrument_id: Any, ts_ns: np.ndarray, open_: np.ndarray,
-                 interval_ns: int = ONE_MINUTE_NS) -> None:
+                 interval_ns: int = ONE_MINUTE_NS, low: np.ndarray | None = None,
+                 high: np.ndarray | None = None) -> None:
         """Register an instrument's execution bars: ``ts_ns`` the close time (``ts_init``) of each
         bar, ascending, and ``open_`` its open price. Replaces earlier bars of the instrument;
         empty arrays unregister it."""
@@ -107,15 +113,23 @@ class ExecutorFillModel(FillModel):
         key = str(instrument_id)
         if len(ts) == 0:
             self._bars.pop(key, None)
+            self._ranges.pop(key, None)
             return
         self._bars[key] = (ts, op, int(interval_ns))
+        if low is not None and high is not None:
+            self._ranges[key] = (np.ascontiguousarray(low, dtype=np.float64),
+                                 np.ascontiguousarray(high, dtype=np.float64))
+        else:
+            self._ranges.pop(key, None)
 
     def set_bars_from(self, instrument_id: Any, bars: Iterable[Any], interval_ns: int = ONE_MINUTE_NS) -> None:
         """``set_bars`` from Nautilus ``Bar`` objects (sorted by ``ts_init``)."""
         bars = list(bars)
         ts = np.fromiter((b.ts_init for b in bars), dtype=np.int64, count=len(bars))
         op = np.fromiter((b.open.as_double() for b in bars), dtype=np.float64, count=len(bars))
-        self.set_bars(instrument_id, ts, op, interval_ns)
+        lo = np.fromiter((b.low.as_double() for b in bars), dtype=np.float64, count=len(bars))
+        hi = np.fromiter((b.high.as_double() for b in bars), dtype=np.float64, count=len(bars))
+        self.set_bars(instrument_id, ts, op, interval_ns, low=lo, high=hi)
 
     def _current_bar(self, instrument) -> tuple[int, float, int] | None:
         """(bar close ts, bar open, interval) of the instrument's bar closing now, else None."""
@@ -129,6 +143,9 @@ class ExecutorFillModel(FillModel):
         i = int(np.searchsorted(ts, now))
         if i >= len(ts) or int(ts[i]) != now:
             return None
+        rng = self._ranges.get(instrument.id.value)
+        if rng is not None:
+            return now, float(op[i]), interval, float(rng[0][i]), float(rng[1][i])
         return now, float(op[i]), interval
 
     # -- the hook --------------------------------------------------------------------------------
@@ -142,7 +159,8 @@ class ExecutorFillModel(FillModel):
             # unless it was sent during this bar: then the market crossed it after it was placed
             # (an entry filled inside the bar, the bar then traded through the stop)
             if bar is not None and (order.status != OrderStatus.SUBMITTED or not self._rested_before(order, bar[0], bar[2])):
-                return self._stop_book(instrument, order, bar, tick)
+                if self._reachable(order, bar):
+                    return self._stop_book(instrument, order, bar, tick)
         if order.order_type in _TAKERS:
             # nothing at the touch, everything one tick worse: one tick of adverse slippage
             book = self._book(instrument)
@@ -179,7 +197,7 @@ class ExecutorFillModel(FillModel):
     def _limit_price(instrument, order, bar):
         """A maker limit resting from before the bar fills at the better of its limit and the
         bar's open; one sent during the bar at its limit."""
-        ts_close, bar_open, interval = bar
+        ts_close, bar_open, interval = bar[:3]
         limit = order.price
         if not ExecutorFillModel._rested_before(order, ts_close, interval):
             return limit
@@ -190,9 +208,20 @@ class ExecutorFillModel(FillModel):
         return limit
 
     @staticmethod
+    def _reachable(order, bar) -> bool:
+        """Whether the bar traded at the stop's trigger. A stop sent during a bar whose whole
+        range lies beyond its trigger (e.g. an entry filled beyond the signal's stop) was in the
+        market when it was placed: it fills at the market, not at a price the bar never had."""
+        if len(bar) < 5 or ExecutorFillModel._rested_before(order, bar[0], bar[2]):
+            return True
+        low, high = bar[3], bar[4]
+        trigger = order.trigger_price.as_double()
+        return low - 1e-9 <= trigger <= high + 1e-9
+
+    @staticmethod
     def _stop_book(instrument, order, bar, tick: float) -> OrderBook:
         """A triggered stop: at its trigger one tick worse, or at a gapping open one tick worse."""
-        ts_close, bar_open, interval = bar
+        ts_close, bar_open, interval = bar[:3]
         trigger = order.trigger_price.as_double()
         sell = order.side == OrderSide.SELL
         base = trigger

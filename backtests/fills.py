@@ -31,7 +31,7 @@ FILL_TOLERANCE_NS = 1_000_000  # a fill up to 1 ms after a bar's close belongs t
 FILL_COLUMNS: tuple[str, ...] = (
     "ts", "ts_ns", "instrument", "side", "qty", "price", "commission", "client_order_id", "order_type",
     "role", "signal_id", "exit_reason", "tick", "bar_ts", "bar_open", "bar_high", "bar_low", "bar_close",
-    "quote_ts", "quote_bid", "quote_ask",
+    "last_ts", "last_close", "quote_ts", "quote_bid", "quote_ask",
 )
 
 EVENT_COLUMNS: tuple[str, ...] = ("ts", "kind", "message", "data")
@@ -149,13 +149,25 @@ def bar_index(bar_ts: np.ndarray, fill_ts: np.ndarray) -> np.ndarray:
     prev_ok = ok.copy()
     prev_ok[ok] = fill_ts[ok] - bar_ts[i[ok]] <= FILL_TOLERANCE_NS
     out[prev_ok] = i[prev_ok]
-    # otherwise the first bar closing after the fill, if the fill is inside its minute
+    # otherwise the first bar closing after the fill, if the fill is inside its minute -- but a
+    # fill within 1 ms after a minute's end was decided at that minute's close: when that minute
+    # has no bar (nothing traded), it has no bar of its own (not the next minute's)
+    at_boundary = fill_ts % NS_PER_MINUTE <= FILL_TOLERANCE_NS
     j = i + 1
-    rest = ~prev_ok & (j < n)
+    rest = ~prev_ok & (j < n) & ~at_boundary
     nxt = rest.copy()
     nxt[rest] = bar_ts[j[rest]] - fill_ts[rest] < NS_PER_MINUTE
     out[nxt] = j[nxt]
     return out
+
+
+def last_bar_index(bar_ts: np.ndarray, fill_ts: np.ndarray) -> np.ndarray:
+    """Index of the last bar closing at or before each fill, -1 where there is none: the
+    instrument's last print when the fill's own minute has no bar."""
+    fill_ts = np.asarray(fill_ts, dtype=np.int64)
+    if len(bar_ts) == 0:
+        return np.full(fill_ts.shape, -1, dtype=np.int64)
+    return np.searchsorted(bar_ts, fill_ts, side="right") - 1
 
 
 def quote_index(quote_ts: np.ndarray, fill_ts: np.ndarray) -> np.ndarray:
@@ -172,7 +184,7 @@ def annotate(rows: list[dict[str, Any]], per_symbol: dict[str, list],
     for k, r in enumerate(rows):
         by_inst.setdefault(r["instrument"], []).append(k)
         r.update({c: "" for c in ("bar_ts", "bar_open", "bar_high", "bar_low", "bar_close",
-                                  "quote_ts", "quote_bid", "quote_ask")})
+                                  "last_ts", "last_close", "quote_ts", "quote_bid", "quote_ask")})
     quotes_by: dict[str, list] = {}
     if quotes:
         wanted = set(by_inst)
@@ -186,6 +198,9 @@ def annotate(rows: list[dict[str, Any]], per_symbol: dict[str, list],
         if bars:
             a = bar_arrays(bars)
             pos = bar_index(a["ts"], fts)
+            for k, p in zip(idx, last_bar_index(a["ts"], fts)):
+                if p >= 0:
+                    rows[k].update(last_ts=iso_ns(a["ts"][p]), last_close=float(a["close"][p]))
             for k, p in zip(idx, pos):
                 if p >= 0:
                     rows[k].update(bar_ts=iso_ns(a["ts"][p]), bar_open=float(a["open"][p]),

@@ -190,11 +190,12 @@ def plan_symbols(spec: BacktestSpec) -> SymbolPlan:
     return plan
 
 
-def _session_filter(bars: list) -> list:
+def _session_filter(bars: list, calendar: str = "XNYS") -> list:
+    """The bars whose minute lies inside a regular session of ``calendar`` (the executor's)."""
     if not bars:
         return bars
     ts = np.fromiter((b.ts_event for b in bars), dtype=np.int64, count=len(bars))
-    mask = catalog_io.regular_session_mask(ts)
+    mask = catalog_io.regular_session_mask(ts, calendar)
     return [b for b, keep in zip(bars, mask) if keep]
 
 
@@ -210,6 +211,7 @@ def load_bar_stream(spec: BacktestSpec, followed: list[str] | SymbolPlan, signal
     if start is not None and end is not None and end <= start:
         raise BacktestArgumentError(f"empty period: end {spec.end} is not after start {spec.start}")
     raw: dict[str, list] = {}
+    calendar = ExecutorConfig(**{"instrument_mode": spec.mode, **spec.executor}).calendar
 
     def load(sym: str) -> list:
         if sym not in raw:
@@ -219,7 +221,7 @@ def load_bar_stream(spec: BacktestSpec, followed: list[str] | SymbolPlan, signal
     per_symbol = {}
     for sym in catalog_symbols:
         bars = load(sym)
-        per_symbol[sym] = bars if spec.extended_hours else _session_filter(bars)
+        per_symbol[sym] = bars if spec.extended_hours else _session_filter(bars, calendar)
     empty = [s for s in signal_symbols if not per_symbol.get(s)]
     if empty:
         raise BacktestArgumentError(
@@ -237,7 +239,7 @@ def load_bar_stream(spec: BacktestSpec, followed: list[str] | SymbolPlan, signal
             except LETFInputError as e:
                 plan.unavailable[fund.ticker] = f"no bars: synthetic model broke ({e})"
                 continue
-            per_symbol[fund.ticker] = bars if spec.extended_hours else _session_filter(bars)
+            per_symbol[fund.ticker] = bars if spec.extended_hours else _session_filter(bars, calendar)
             built.append(fund)
         plan.synthetic = built
     if underlying_bars is not None:

@@ -15,16 +15,18 @@ import json
 import math
 from collections import deque
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from nautilus_trader.config import StrategyConfig
+from nautilus_trader.core.datetime import unix_nanos_to_dt
 from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.enums import OrderSide, TimeInForce, TriggerType
 from nautilus_trader.model.identifiers import ClientId, ClientOrderId, InstrumentId, Venue
 from nautilus_trader.model.objects import Quantity
 from nautilus_trader.trading.strategy import Strategy
 
+from strategies import stats
 from strategies.execution_log import DecisionRecord, ExecutionLog, ExecutionSink
 from strategies.risk_control import (
     BROKER_STATUS_TOPIC,
@@ -72,11 +74,15 @@ from strategies.trade_executor.position_manager import (
 )
 
 NANOS_PER_MINUTE = 60_000_000_000
+# ExecutorConfig.default_time_in_force -> the entry orders' time in force (a working entry is
+# cancelled at the session close or the EOD cut-off whatever it says; stops: DAY / GTC for swings)
+ENTRY_TIME_IN_FORCE = {"day": TimeInForce.DAY, "gtc": TimeInForce.GTC, "ioc": TimeInForce.IOC}
 TIMEFRAME_MINUTES = {"1m": 1, "5m": 5, "10m": 10, "1h": 60, "1d": 390}
 
 
 def ns_to_dt(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+    """Engine UNIX ns -> aware UTC datetime (NautilusTrader's ``unix_nanos_to_dt``, to the microsecond)."""
+    return unix_nanos_to_dt(ns).to_pydatetime(warn=False)
 
 
 class ExecutorStrategyConfig(StrategyConfig, frozen=True):
@@ -164,6 +170,8 @@ class ExecutorStrategy(Strategy):
         self._deferred_clouds: set[tuple[str, str]] = set()  # cloud exits waiting for the session
         self._minute_alert: str | None = None
         self._minute_seq = 0
+        self._eod_seq = 0
+        self._stopping = False
         self.control = control
         self.trading_state = "ACTIVE"  # what this strategy last asked the RiskEngine for
         self._reducing_orders: set[str] = set()  # exits let through REDUCING before HALTED
@@ -173,6 +181,7 @@ class ExecutorStrategy(Strategy):
 
     # ── lifecycle ────────────────────────────────────────────────────────────────────────────
     def on_start(self) -> None:
+        self._stopping = False
         for sym in self.config.symbols:
             bar_type = BarType.from_str(f"{sym}.{self.venue}-{self.config.bar_spec}")
             if self.cache.instrument(bar_type.instrument_id) is None:
@@ -282,6 +291,8 @@ class ExecutorStrategy(Strategy):
             self.on_trade_signal(data)
 
     def on_trade_signal(self, data: TradeSignalData) -> None:
+        if self._stopping:
+            return  # no decision, no order once the executor is stopping
         self._run_minute_if_due()
         self.signals_received += 1
         now = self.clock.utc_now()
@@ -379,14 +390,15 @@ class ExecutorStrategy(Strategy):
         details["entry"] = plan.to_dict()
         stop, target = self._levels_for(signal, decision, price, direction)
         side = OrderSide.BUY if direction == "long" else OrderSide.SELL
+        tif = ENTRY_TIME_IN_FORCE[self.xconfig.default_time_in_force]
         if plan.order_type == "market":
             order = self.order_factory.market(
                 instrument_id=instrument.id, order_side=side, quantity=Quantity.from_int(plan.first_shares),
-                time_in_force=TimeInForce.DAY, tags=[f"signal={signal.signal_id}", f"role=entry:{plan.tactic}"])
+                time_in_force=tif, tags=[f"signal={signal.signal_id}", f"role=entry:{plan.tactic}"])
         else:
             order = self.order_factory.limit(
                 instrument_id=instrument.id, order_side=side, quantity=Quantity.from_int(plan.first_shares),
-                price=instrument.make_price(plan.limit_price), time_in_force=TimeInForce.DAY,
+                price=instrument.make_price(plan.limit_price), time_in_force=tif,
                 tags=[f"signal={signal.signal_id}", f"role=entry:{plan.tactic}"])
         oid = order.client_order_id.value
         self.pm.open(signal, decision, plan, instrument=instrument.id.value, direction=direction,
@@ -508,10 +520,8 @@ class ExecutorStrategy(Strategy):
                     mp.position.multiplier = float(meta.get("multiplier", 100))
                     mp.position.delta = meta.get("delta")
             mp.position.mark(self.last_price.get(mp.position.ticker, px))
-            record_open = getattr(self.sink, "record_open_trade", None)
-            if record_open is not None:
-                # durable before we move on: a crash after this fill cannot lose it
-                record_open(self._trade_row(mp, now, closed=False))
+            # durable before we move on: a crash after this fill cannot lose it
+            self.sink.record_open_trade(self._trade_row(mp, now, closed=False))
             if mp.signal.signal_id in self._exit_pending or mp.exit_order_id is not None:
                 return  # an exit is under way; the next bar closes what is left
             self._protect(mp)
@@ -550,10 +560,9 @@ class ExecutorStrategy(Strategy):
             self._set_trading_state("REDUCING", f"protective stop for {mp.signal_id} while halted")
         self.submit_order(order)
         self._maybe_halt()
-        record_open = getattr(self.sink, "record_open_trade", None)
-        if record_open is not None and mp.position is not None:
+        if mp.position is not None:
             # the stop's id goes into the open row: a restarted executor finds it at the venue
-            record_open(self._trade_row(mp, self.clock.utc_now(), closed=False))
+            self.sink.record_open_trade(self._trade_row(mp, self.clock.utc_now(), closed=False))
 
     def _stop_refused(self, mp: ManagedPosition, oid: str, why: str, now: datetime) -> None:
         """A protective stop did not get to rest (refused, denied, expired): the position must not
@@ -634,11 +643,11 @@ class ExecutorStrategy(Strategy):
     def _close_round_trip(self, mp: ManagedPosition, now: datetime) -> None:
         pos = mp.position
         exit_px = mp.exit_value / mp.exit_filled_qty
-        gross = (exit_px - pos.entry_price) * mp.exit_filled_qty * pos.sign * pos.multiplier
         fees = mp.entry_fees + mp.exit_fees
-        pnl = round(gross - fees, 2)
-        cost = pos.entry_price * mp.exit_filled_qty * pos.multiplier
-        pnl_pct = pnl / cost if cost else 0.0
+        gross = stats.round_trip_pnl(pos.entry_price, exit_px, mp.exit_filled_qty, pos.sign, pos.multiplier)
+        pnl = round(stats.round_trip_pnl(pos.entry_price, exit_px, mp.exit_filled_qty, pos.sign, pos.multiplier,
+                                         fees=fees), 2)
+        pnl_pct = stats.pnl_pct(pnl, pos.entry_price, mp.exit_filled_qty, pos.multiplier)
         # The kill switch's "losing trade worse than 3 %" counts a loss against the account's
         # equity before the trade closed (a full stop-out risks 5 % of equity at the defaults).
         self.recent_trade_pnl_pcts.append(pnl_pct)
@@ -779,6 +788,12 @@ class ExecutorStrategy(Strategy):
                         self._check_scale_in(mp, bar, now)
                 if mp.decision.ticker == sym and mp.entry_orders:
                     self._expire_entries(mp, now, in_session)
+        printed = {sym for sym, _ts in due_syms}
+        for mp in list(self.pm.by_signal.values()):
+            if mp.entry_orders and mp.decision.ticker not in printed:
+                # no trade of it this minute (illiquid, gappy data): no limit aging, but the
+                # session close and the EOD cut-off still end a working entry
+                self._expire_entries(mp, now, in_session, age=False)
         if not in_session:
             # no exit order leaves outside the session: cloud exits of buckets that closed with
             # the session (the 15:30-16:00 hour) are decided at the next open; price exits run
@@ -794,6 +809,12 @@ class ExecutorStrategy(Strategy):
                 self._cloud_exits(key, now)
             for sym, _ts in due_syms:
                 self._price_exits(sym, now)
+            # time exits (EOD, time stop, max hold) of positions whose instrument did not trade
+            # this minute, at its last price
+            for sym in sorted(self._position_syms() - printed):
+                if sym in self.last_price:
+                    self._price_exits(sym, now)
+            self._ensure_protected(now)
         if due_syms:
             last_ts = max(ts for _s, ts in due_syms)
             if last_ts - self._last_equity_sample_ns >= self.config.equity_sample_minutes * NANOS_PER_MINUTE:
@@ -814,7 +835,35 @@ class ExecutorStrategy(Strategy):
             if close is not None and now >= close:
                 self._evaluate_exit(mp, now)
 
-    def _expire_entries(self, mp: ManagedPosition, now: datetime, in_session: bool) -> None:
+    def _position_syms(self) -> set[str]:
+        """The symbols whose bars drive the open positions' price exits (options: the underlying)."""
+        return {mp.signal.ticker if mp.decision.instrument_type == "option" else mp.decision.ticker
+                for mp in self.pm.by_signal.values() if self._can_exit(mp)}
+
+    def _schedule_eod(self, session_open: datetime) -> None:
+        """An alert at the session's EOD cut-off: intraday exits and working intraday entries are
+        dealt with then even when no bar arrives (an illiquid instrument, a data outage live)."""
+        cutoff = self.exit_monitor.eod_cutoff(session_open)
+        if cutoff is None:
+            return
+        at = int(cutoff.timestamp() * 1_000_000) * 1_000
+        if at <= self.clock.timestamp_ns():
+            return
+        self._eod_seq += 1
+        self.clock.set_time_alert_ns(f"executor-eod-{self._eod_seq}", at, self._on_eod_alert)
+
+    def _on_eod_alert(self, event=None) -> None:
+        now = self.clock.utc_now()
+        in_session = self.calendar.is_open(now)
+        for mp in list(self.pm.by_signal.values()):
+            if mp.entry_orders:
+                self._expire_entries(mp, now, in_session, age=False)
+        if in_session:
+            for sym in sorted(self._position_syms()):
+                if sym in self.last_price:
+                    self._price_exits(sym, now)
+
+    def _expire_entries(self, mp: ManagedPosition, now: datetime, in_session: bool, *, age: bool = True) -> None:
         """Working entry orders: cancelled when the session is over, for day trades and scalps
         also at the EOD cut-off (nothing intraday may be opened into the close), and limits after
         ``limit_entry_expire_bars`` bars of the traded instrument."""
@@ -824,7 +873,8 @@ class ExecutorStrategy(Strategy):
         elif mp.signal.trade_type in ("day", "scalp") and self._past_eod_cutoff(now):
             why = "EOD cut-off reached with the entry order working"
         if why is None:
-            self._age_limit_orders(mp, now)
+            if age:
+                self._age_limit_orders(mp, now)
             return
         if mp.scale_in == "waiting":
             mp.scale_in = "skipped"
@@ -1010,6 +1060,7 @@ class ExecutorStrategy(Strategy):
             self._close_day(previous)
         self.starting_equity = self.equity()
         self.daily_trades = 0
+        self._schedule_eod(open_)
         self._poll_control(now)
         ks = self.kill_switch
         if (ks.is_active and ks.code == "daily_loss_limit"
@@ -1019,18 +1070,16 @@ class ExecutorStrategy(Strategy):
             self._resume(now, "daily loss latch reset at session open", by="session_open")
 
     def _close_day(self, session_open: datetime) -> None:
-        """Write the finished session's daily_pnl row when the sink keeps one (the journal)."""
-        write = getattr(self.sink, "record_daily_pnl", None)
-        if write is None:
-            return
-        from strategies.trade_executor.calendar import et_date
+        """Hand the finished session to the sink (the journal writes its daily_pnl row)."""
+        from strategies.trade_executor.calendar import new_york_date
 
         close = self.calendar.session_close(session_open)
         # the New York date the session ends on (a UTC-midnight session of a 24/7 calendar opens
         # on the previous New York date)
-        day = et_date(close - timedelta(microseconds=1)) if close is not None else et_date(session_open)
+        day = (new_york_date(close - timedelta(microseconds=1)) if close is not None
+               else new_york_date(session_open))
         try:
-            write(day, {"broker": self.config.broker_name})
+            self.sink.record_daily_pnl(day, {"broker": self.config.broker_name})
         except Exception as e:  # noqa: BLE001 - a missing summary must not stop trading
             self.log.error(f"daily_pnl for {day} not written: {e}")
 
@@ -1115,11 +1164,8 @@ class ExecutorStrategy(Strategy):
         at the venue (found by its tags in the reconciled cache; otherwise a new one is placed),
         and its exits managed again. A position the venue no longer holds (closed while we were
         away, e.g. by its stop) is closed in the journal at the venue's closing price."""
-        loader = getattr(self.sink, "get_open_trades", None)
-        if loader is None:
-            return
         try:
-            rows = loader()
+            rows = self.sink.get_open_trades()
         except Exception as e:  # noqa: BLE001
             self.log.error(f"open trades not readable from the journal: {e}")
             return
@@ -1226,6 +1272,26 @@ class ExecutorStrategy(Strategy):
         if not self.kill_switch.is_active and self.kill_switch.check(self.account_state(now)):
             self._on_kill_switch(now)
 
+    def on_order_accepted(self, event) -> None:
+        """A protective stop accepted by the venue: if more of the entry filled while it was on
+        its way (a stop cannot be resized before it is accepted), resize it now."""
+        mp = self.pm.by_order.get(event.client_order_id.value)
+        if mp is not None and mp.stop_order_id == event.client_order_id.value and not mp.closed:
+            self._protect(mp)
+
+    def _ensure_protected(self, now: datetime) -> None:
+        """Every open position has its protective stop working (or, where the venue takes none,
+        the strategy's own bar-close stop): a position found without one gets it again."""
+        if not self.config.stops_at_venue:
+            return
+        for mp in list(self.pm.by_signal.values()):
+            if (mp.decision.instrument_type == "option" or not self._can_exit(mp)
+                    or mp.stop_order_id is not None or (mp.stop_retried and mp.entry_orders)):
+                continue
+            self.sink.record_event(now, "stop_replaced", f"{mp.signal_id}: no protective stop working "
+                                   f"for {mp.open_qty}; placing it again", {"open_qty": mp.open_qty})
+            self._protect(mp)
+
     def on_order_submitted(self, event) -> None:
         oid = event.client_order_id.value
         if oid in self._reducing_orders:
@@ -1233,6 +1299,23 @@ class ExecutorStrategy(Strategy):
             self._maybe_halt()
 
     def on_stop(self) -> None:
+        """Stopping: working entry orders are cancelled (nothing new may open while nobody
+        manages it); protective stops stay resting at the venue (a DAY stop until the close, a
+        swing's GTC stop until a restarted executor takes the position over), so an open
+        position is never left bare by a stop or restart. No order is sent after this."""
+        now = self.clock.utc_now()
+        self._stopping = True
+        for name in (self._minute_alert,):
+            if name is not None and name in self.clock.timer_names:
+                self.clock.cancel_timer(name)
+        self._minute_alert = None
+        for mp in list(self.pm.by_signal.values()):
+            if mp.scale_in == "waiting":
+                mp.scale_in = "skipped"
+            for oid in list(mp.entry_orders):
+                if self._cancel_if_open(oid):
+                    self.sink.record_event(now, "entry_cancelled", f"{mp.signal_id}: executor stopping "
+                                           "with the entry order working", {"order_id": oid})
         if self.session_open is not None:
             self._close_day(self.session_open)
 

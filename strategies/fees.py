@@ -52,6 +52,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from strategies.trade_executor.calendar import new_york_date
+from strategies.trade_executor.timeutil import aware, ns_to_datetime
+
 NY = ZoneInfo("America/New_York")
 CENT = Decimal("0.01")
 MILLION = Decimal(1_000_000)
@@ -170,13 +173,11 @@ def trade_date_of(value: date | datetime | int) -> date:
     """The New York calendar date of a fill time: epoch nanoseconds (``int``), a timezone-aware
     ``datetime``, or already a ``date`` (returned as is). Naive datetimes are refused."""
     if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"trade time must be timezone-aware, got naive {value!r}")
-        return value.astimezone(NY).date()
+        return new_york_date(aware(value, "trade time"))
     if isinstance(value, date):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value // 1_000_000_000, NY).date()
+        return new_york_date(ns_to_datetime(value))
     raise TypeError(f"trade date must be a date, an aware datetime or epoch ns, got {value!r}")
 
 

@@ -15,10 +15,11 @@ optionally, kept so the run's signal set can be written to a catalog and replaye
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
+from nautilus_trader.core.datetime import unix_nanos_to_dt
 from nautilus_trader.model.data import Bar, BarType
 
 from strategies.signal_data import TRADE_SIGNAL_DATA_TYPE, TradeSignalData
@@ -93,7 +94,7 @@ class SignalActor(Actor):
         if route is None:
             return
         sym, tf, length = route
-        close_ts = datetime.fromtimestamp(bar.ts_event / 1e9, tz=timezone.utc)
+        close_ts = unix_nanos_to_dt(bar.ts_event).to_pydatetime(warn=False)
         if self.config.regular_hours_only and tf != "1d" and not self._in_session(close_ts, length, tf):
             return
         ohlcv = OHLCV(

@@ -246,7 +246,9 @@ def test_scalp_limit_entry_still_working_at_the_eod_cutoff_is_cancelled(tmp_path
     assert d.approved and d.details["entry"]["order_type"] == "limit" and d.details["entry"]["limit_price"] == 100.22
     assert r.log.trades == [] and r.log.open_trades == {}
     (cancel,) = events(r, "entry_cancelled")
-    assert cancel[0] == decided(385)  # 15:55 ET
+    # 15:55 ET: the executor's EOD alert (set at the session open) fires at the cut-off itself,
+    # after that minute's bar, with or without bars of the instrument
+    assert cancel[0] == pd.Timestamp(at(385))
     assert "EOD cut-off" in cancel[2]
     assert events(r, "limit_expired") == []
     assert fill_rows(r) == []
@@ -518,4 +520,36 @@ def test_stop_sent_after_an_in_bar_limit_fill_fills_at_its_trigger(tmp_path):
     assert t["pnl"] == pytest.approx(-34.06, abs=0.005)
     stop_fill = [f for f in fill_rows(r) if f["role"] == "stop"]
     assert [(f["order_type"], f["price"], f["qty"]) for f in stop_fill] == [("STOP_MARKET", "99.99", "148")]
+    assert_checks_pass(r)
+
+
+# ── 10. gappy (illiquid) data: the EOD cut-off without a bar, fills at the last print ──────────
+def test_eod_close_happens_without_a_bar_at_the_last_print(tmp_path):
+    # QQQ trades every minute until 15:50 ET and then not at all (no bar 15:51-16:00). A scalp
+    # entered at 10:31 sits at 101.00 with no exit. The EOD cut-off (15:55) has no bar: the
+    # executor's EOD alert closes the position anyway, at the last print 101.00 minus a tick =
+    # 100.99 (before the fix: held over the close, exited at the next session). The checker
+    # accepts a fill in a minute without a trade at the last print, as a note.
+    rows = flat() + [bar(101.0, o=100.0)] + [bar(101.0)] * 320  # rows 0-380: 09:30-15:50 ET
+    path = tmp_path / "QQQ.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["timestamp", "open", "high", "low", "close", "volume"])
+        start = datetime(2025, 6, 16, 13, 30, tzinfo=timezone.utc)
+        for i, (o, h, lo, c) in enumerate(rows[:380]):
+            w.writerow([(start + timedelta(minutes=i)).isoformat(), f"{o:.2f}", f"{h:.2f}", f"{lo:.2f}", f"{c:.2f}", 10_000])
+        # the next session, so the run goes on past the close
+        nxt = datetime(2025, 6, 17, 13, 30, tzinfo=timezone.utc)
+        for i in range(30):
+            w.writerow([(nxt + timedelta(minutes=i)).isoformat(), "101.00", "101.02", "100.98", "101.00", 10_000])
+    cat = tmp_path / "catalog"
+    catalog_io.import_files(cat, [path], tz="UTC", label="open")
+    r = run_backtest(BacktestSpec(catalog=cat, symbols=["QQQ"], mode="stock", progress=False,
+                                  signals_catalog=signals_catalog(tmp_path, [scalp(FLAT + 1)]),
+                                  out_dir=tmp_path / "out"))
+    (t,) = r.log.trades
+    assert t["exit_reason"] == "eod_close" and t["exit_price"] == pytest.approx(100.99)
+    assert pd.Timestamp(t["exit_time"]) == et("2025-06-16", "15:55")
+    exit_fill = [f for f in fill_rows(r) if f["role"] == "exit"][0]
+    assert exit_fill["bar_ts"] == "" and exit_fill["last_close"] == "101.0"
     assert_checks_pass(r)

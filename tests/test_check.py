@@ -42,7 +42,7 @@ from backtests.check import (
     check_stop_loss_within_budget,
     minute_of,
 )
-from backtests.fills import FILL_COLUMNS, bar_index
+from backtests.fills import FILL_COLUMNS, bar_index, last_bar_index
 from backtests.runner import BacktestSpec, run_backtest, write_signals
 from strategies.signal_data import TradeSignalData
 from strategies.trade_executor import TradeSignal
@@ -404,8 +404,26 @@ def test_bar_index_assigns_fills_to_their_minute():
     bars = np.array([10 * m, 11 * m, 13 * m], dtype=np.int64)  # no bar closing at 12 m
     fills = np.array([10 * m, 10 * m + 3, 10 * m + 1_000_000, 10 * m + 1_000_001, 11 * m - 1, 12 * m - 5,
                       13 * m + 2 * 1_000_000, 9 * m + 1, 9 * m], dtype=np.int64)
-    assert bar_index(bars, fills).tolist() == [0, 0, 0, 1, 1, -1, -1, 0, -1]
+    # 9 m + 1 ns: decided at the close of the minute ending at 9 m, which has no bar (nothing
+    # traded): not the next minute's bar
+    assert bar_index(bars, fills).tolist() == [0, 0, 0, 1, 1, -1, -1, -1, -1]
     assert minute_of(10 * m + 3) == 10 * m and minute_of(10 * m + 1_000_001) == 11 * m
+    # the last print at or before each fill: 11 m - 1 ns -> the 10 m bar, 12 m - 5 ns -> 11 m
+    assert last_bar_index(bars, fills).tolist() == [0, 0, 0, 0, 0, 1, 2, -1, -1]
+
+
+def test_a_fill_in_a_minute_without_a_trade_is_priced_at_the_last_print():
+    # an illiquid instrument: no bar for the minute ending 14:00; the exit decided then fills at
+    # the last print (13:57 close 18.20) minus the tick of slippage: a note, not a failure
+    row = dict(instrument="DBB", side="SELL", price="18.19", order_type="MARKET", role="exit",
+               ts="2025-06-17T14:00:00.000000001+00:00", last_ts="2025-06-17T13:57:00+00:00", last_close="18.20")
+    ok = _fill(**row)
+    for check in (check_fills_in_bar, check_exit_same_minute):
+        r = check(_run([ok]))
+        assert r.status == PASS and ("did not trade" in " ".join(r.notes) or "without a trade" in " ".join(r.notes)), r
+    far = _fill(**{**row, "price": "18.05"})
+    r = check_fills_in_bar(_run([far]))
+    assert r.status == FAIL and "not at its last print 18.2" in r.rows[0]
 
 
 def test_option_fills_against_the_quote_in_force():

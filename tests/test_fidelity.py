@@ -93,3 +93,20 @@ def test_kill_switch_run_passes_every_invariant(sample_catalog, tmp_path):
                                    executor={"daily_loss_limit": 0.0005})
     assert len(result.summary["kill_switch_events"]) >= 2
     assert checks["no_entry_after_kill_switch"].status == "PASS"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("symbol,file,start,end", [
+    ("DBB", "DBB_1min_2023-07-10_to_2025-07-08.csv", "2024-01-02", "2024-04-01"),
+    ("INDA", "INDA_1min_2023-07-10_to_2025-07-07.csv", "2025-03-03", "2025-06-02"),  # a hole 2023-11 to 2025-01
+])
+def test_gappy_illiquid_data_passes_every_invariant(shared_data, tmp_path, symbol, file, start, end):
+    """Illiquid ETFs with many minutes without a trade (no bar): the EOD cut-off still closes
+    intraday positions, working entries still end at the cut-off, and a fill in a minute without a
+    print is at the last print (a note, not a failure). One quarter of each."""
+    cat = tmp_path / "catalog"
+    catalog_io.import_files(cat, [shared_data / "intraday-1min" / file], tz="UTC", label="open")
+    db = f"sqlite:///{tmp_path / 'journal.db'}"
+    result, checks = run_and_check(cat, [symbol], "stock", tmp_path / "out", db, start=start, end=end)
+    assert result.summary["trades"] > 50
+    assert checks["no_intraday_overnight"].status == "PASS"

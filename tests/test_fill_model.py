@@ -212,12 +212,24 @@ def test_a_stop_sent_inside_a_bar_that_closes_beyond_it_fills_at_its_trigger():
     assert p.rejected == []
 
 
-def test_stop_sent_inside_the_minute_fills_at_trigger_even_when_the_bar_opens_through_it():
-    # sent 30 s into bar 3's minute, while (as far as anyone knows) the market was above 99.50;
-    # bar 3 opens at 98.00: 99.49, not 97.99
+def test_stop_sent_inside_the_minute_fills_only_at_a_price_the_bar_traded():
+    # sent 30 s into bar 3's minute, while the executor still saw 100.50; but bar 3 traded only
+    # between 97.50 and 98.20, so at 30 s the market was already below the stop (99.50): the stop
+    # cannot fill at 99.49, a price nobody traded that minute. It fills at the first price the
+    # simulation has for it, the open, minus a tick: 97.99
     p = run(FLAT + [(98.00, 98.20, 97.50, 97.80)],
             {q(0): [market("entry", BUY)], q(2): [after(30, stop("stop", SELL, "99.50"))]})
-    assert p.fills[1] == ("stop", 99.49, 10, 3.0)
+    assert p.fills[1] == ("stop", 97.99, 10, 3.0)
+
+
+def test_stop_sent_inside_a_bar_that_never_traded_at_its_trigger_fills_at_the_market():
+    # a sell limit entry fills at 101.00 inside bar 3 (O 100.60 H 101.20 L 100.60 C 101.10): a
+    # short whose signal stop (100.50) is already below the market. The buy stop sent then was in
+    # the market when placed (the bar never traded at 100.50): it fills at the market, 101.10 +
+    # a tick -- not at 100.51, a price this bar never had (found on the real DBB minutes)
+    rows = FLAT + [(100.60, 101.20, 100.60, 101.10)]
+    p = run(rows, {q(2): [limit("entry", SELL, "101.00")]}, {"entry": stop("stop", BUY, "100.50")})
+    assert p.fills == [("entry", 101.00, 10, 3.0), ("stop", 101.11, 10, 3.0)]
 
 
 def test_stop_sent_a_few_ns_after_a_bar_rests_from_before_the_next_bar():
@@ -232,12 +244,17 @@ def test_stop_sent_a_few_ns_after_a_bar_rests_from_before_the_next_bar():
 
 def test_stop_sent_on_another_symbols_bar_of_the_same_minute_counts_as_sent_inside_it():
     # SPY's bar 3 is processed before QQQ's bar 3 (same close time); its on_bar sends the QQQ stop,
-    # which rests through QQQ's bar 3 (opens 98.00): sent during that bar -> 99.49
+    # which rests through QQQ's bar 3: sent during that bar. QQQ's bar 3 (O 99.80, L 99.00)
+    # traded through the trigger -> 99.49; had it traded only below the stop (O 98.00, H 98.20),
+    # the stop was in the market when sent -> the market, 97.99
     spy = FLAT + [(50.00, 50.00, 50.00, 50.00)]
-    p = run(FLAT + [(98.00, 98.20, 97.50, 97.80)],
+    p = run(FLAT + [(99.80, 99.90, 99.00, 99.20)],
             {q(0): [market("entry", BUY)], ("SPY", 3.0): [stop("stop", SELL, "99.50")]}, extra={"SPY": spy})
     assert p.seen[-2:] == [("SPY", 3.0), ("QQQ", 3.0)]
     assert p.fills[1] == ("stop", 99.49, 10, 3.0)
+    p = run(FLAT + [(98.00, 98.20, 97.50, 97.80)],
+            {q(0): [market("entry", BUY)], ("SPY", 3.0): [stop("stop", SELL, "99.50")]}, extra={"SPY": spy})
+    assert p.fills[1] == ("stop", 97.99, 10, 3.0)
 
 
 # -- market orders and sequencing -------------------------------------------------------------

@@ -10,7 +10,6 @@ hour the machine is at; everything else is the production wiring of `strategies.
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -128,7 +127,7 @@ def test_live_paper_signal_order_fill_stop_journal(tmp_path):
     by_coid = {o["client_order_id"]: o for o in broker_orders}
     assert len(by_coid) == len(broker_orders)
     entry = by_coid[t.order_id]
-    assert json.loads(t.metadata_json)["exit_order_id"] is None  # closed by the resting stop, not by us
+    assert t.metadata_json["exit_order_id"] is None  # closed by the resting stop, not by us
     entry_fills = [f for f in fills if f["order_id"] == entry["id"]]
     assert t.entry_price == pytest.approx(float(entry_fills[0]["price"])) and sum(float(f["qty"]) for f in entry_fills) == qty
     stops = [o for o in broker_orders if o["type"] == "stop" and o["status"] == "filled"]
@@ -151,6 +150,46 @@ def _submitted_ns(live, mp) -> int:
 
     order = live.node.cache.order(ClientOrderId(mp.entry_order_id))
     return next(e.ts_event for e in order.events if type(e).__name__ == "OrderSubmitted")
+
+
+def test_stopping_the_node_cancels_its_working_entry_and_sends_nothing_after(tmp_path):
+    """The node stops while its limit entry works at the broker: the entry is cancelled there
+    (nothing may open while nobody manages it), the journal says so, and no order reaches the
+    broker after the stop began."""
+    db = f"sqlite:///{tmp_path / 'live.db'}"
+    bars = bar_dicts(crafted_flip_closes(), datetime.now(timezone.utc).replace(second=0, microsecond=0))
+    seen: dict = {}
+    with FakeAlpacaServer(keys={KEY: SECRET}, id_seed=13) as srv:
+        spec = LiveSpec(symbols=["QQQ"], db_url=db, api_key=KEY, api_secret=SECRET, trading_url=srv.trading_url,
+                        trading_stream_url=srv.stream_url, data_url=srv.data_url,
+                        data_stream_url=srv.data_stream_url, calendar="24/7", log_level="ERROR",
+                        executor={"eod_minutes_before_close": 1, "max_signal_age_seconds": 86_400,
+                                  "high_conviction_order_type": "limit"},  # every entry a limit
+                        control_poll_seconds=1.0)
+
+        async def scenario(live):
+            strat = live.strategy
+            for b in bars:
+                srv.push_bar("QQQ", b)
+                await asyncio.sleep(0.02)
+                if any(mp.entry_orders for mp in strat.pm.by_signal.values()):
+                    break
+            mp = await until(lambda: next((m for m in strat.pm.by_signal.values() if m.entry_orders), None),
+                             what="an entry order")
+            oid = next(iter(mp.entry_orders))
+            await until(lambda: _has(srv, oid) and srv.order(oid)["status"] in ("new", "accepted"),
+                        what="the entry working at the broker")
+            seen.update(oid=oid, signal_id=mp.signal_id, n_orders=len(srv.orders()))
+
+        run_live(spec, scenario)
+        entry = srv.order(seen["oid"])
+        orders = srv.orders()
+    assert entry["status"] in ("canceled", "pending_cancel")
+    assert len(orders) == seen["n_orders"]  # nothing new after the stop began
+    eng = create_engine(db)
+    with eng.connect() as c:
+        events = c.execute(select(ExecutorEventRecord.kind, ExecutorEventRecord.message)).all()
+    assert any(k == "entry_cancelled" and "stopping" in m and seen["signal_id"] in m for k, m in events)
 
 
 def test_live_refuses_a_real_money_account_without_explicit_opt_in(tmp_path, capsys, monkeypatch):

@@ -9,12 +9,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
+
+from strategies.trade_executor.timeutil import aware_utc, finite, parse_hhmm
 
 Direction = Literal["long", "short"]
 TradeType = Literal["day", "swing", "scalp"]
@@ -66,11 +68,7 @@ def _require_price(name: str, value: Any) -> float:
 
 
 def _require_aware_utc(name: str, value: Any) -> datetime:
-    if not isinstance(value, datetime):
-        raise ValueError(f"{name} must be a datetime, got {value!r}")
-    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise ValueError(f"{name} must be timezone-aware (UTC), got naive {value.isoformat()}")
-    return value.astimezone(timezone.utc)
+    return aware_utc(value, name)
 
 
 @dataclass(frozen=True)
@@ -113,12 +111,7 @@ class CloudState:
             raise ValueError(f"{field_name}.name: must be a non-empty string, got {name!r}")
         values: dict[str, Any] = {"name": name}
         for key in ("short_ema", "long_ema", "thickness"):
-            v = d[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"{field_name}.{key}: must be a finite number, got {v!r}")
-            values[key] = float(v)
-        if values["thickness"] < 0:
-            raise ValueError(f"{field_name}.thickness: must be >= 0, got {values['thickness']!r}")
+            values[key] = finite(d[key], f"{field_name}.{key}", nonneg=key == "thickness")
         for key in ("is_bullish", "price_above", "price_inside", "price_below"):
             v = d[key]
             if not isinstance(v, bool):
@@ -547,9 +540,7 @@ class ExecutorConfig:
             got = values.get(name, "?")
             raise ValueError(f"{name} = {got!r}: {text.split(' - at ', 1)[0]}") from None
         self.instrument_mode = InstrumentMode(values["instrument_mode"])
-        hh, mm = (int(x) for x in self.eod_close_time.split(":"))
-        if not (0 <= hh < 24 and 0 <= mm < 60):
-            raise ValueError(f"eod_close_time = {self.eod_close_time!r}: must be 'HH:MM' (00:00-23:59)")
+        parse_hhmm(self.eod_close_time, "eod_close_time")
 
 
 def _build_config_schema() -> type:
