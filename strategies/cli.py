@@ -85,7 +85,8 @@ def cmd_backtest(args) -> int:
     print(f"  trades {s['trades']}, win rate {s['win_rate']}, fees {s['fees']:.2f}, exits {s['exits_by_reason']}")
     print(f"  signals {s['signals_received']} received, {s['signals_approved']} approved, "
           f"rejected {s['rejected_by_reason']}")
-    print(f"  wrote {args.out}/summary.json, trades.csv, decisions.csv, report.html")
+    print(f"  wrote {args.out}/summary.json, trades.csv, decisions.csv, fills.csv, events.csv, report.html"
+          f" (check them: trade-executor check {args.out})")
     if s.get("synthetic_instruments"):
         print("  synthetic: " + ", ".join(f"{t} ({d['leverage']:+g}x from {d['underlying']}, start {d['start_price']:.2f})"
                                          for t, d in s["synthetic_instruments"].items()))
