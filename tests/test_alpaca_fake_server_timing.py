@@ -488,15 +488,13 @@ def test_wall_clock_mode_for_soak_runs():
             minute = now.replace(second=0, microsecond=0)
             assert feed.start_minute in (minute, minute - timedelta(minutes=1)) and feed.start_minute <= now
             # the current minute's bars are due 1-3 s after it ends, interleaved
-            # (read against the wall clock of the preview: on a loaded machine a minute may have
-            # passed since the feed started, and the preview then starts a minute later)
-            minute_now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+            # (the preview starts at the first minute the feed has not scheduled yet: on a loaded
+            # machine the feed may already have queued a minute or two)
             sched = feed.schedule_preview(6)
             assert [s for _, s, _ in sched[:3]] != ["AAPL", "MSFT", "QQQ"] or [s for _, s, _ in sched[3:]] != [
                 "AAPL", "MSFT", "QQQ"]
             for at, _sym, label in sched:
-                assert feed.start_minute <= label and minute_now - timedelta(minutes=1) <= label \
-                    <= minute_now + timedelta(minutes=1)
+                assert feed.start_minute <= label <= feed.start_minute + timedelta(minutes=3)
                 assert 1.0 <= (at - label - timedelta(minutes=1)).total_seconds() <= 3.0
             assert sched[0][0] > before
             # warm-up: the five minutes before the current one are already served over REST
