@@ -7,7 +7,11 @@ start-up, and the journal and the kill-switch latch live in the configured datab
 (``DATABASE_URL``), under run id ``live`` and the live executor's own control scope.
 
 Keys come from the environment (``ALPACA_API_KEY`` / ``ALPACA_API_SECRET``) and are never logged.
-A real-money account is refused unless ``allow_live`` is set.
+A real-money account is refused unless ``allow_live`` is set (and ``paper=False``): any trading
+host but Alpaca's paper host and loopback test servers counts as real money, and before anything
+is built the account endpoint of the URL actually used is asked (``preflight_account``): a
+non-paper account number without the opt-in, a blocked / non-ACTIVE account, refused keys or an
+unreachable broker stop the start with a one-line reason.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ class LiveSpec:
     bar_build_delay_s: int = 15
     calendar: str = "XNYS"  # trading hours; "24/7" e.g. for demos against the local fake broker
     stops_at_venue: bool = True
+    request_timeout_s: float = 10.0  # per REST call, also the start-up account check's limit
+    timeout_connection: float = 30.0  # Nautilus' connect limit (the CLI exits 2 when it passes)
 
 
 @dataclass
@@ -75,7 +81,6 @@ class LiveNode:
 def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
     """A built (not yet running) TradingNode: call ``.node.run()`` (blocking) or
     ``await .node.run_async()``."""
-    from adapters.alpaca.common import check_live_allowed
     from adapters.alpaca.config import (
         AlpacaDataClientConfig,
         AlpacaExecClientConfig,
@@ -93,8 +98,7 @@ def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
         raise ValueError("symbols: none given (e.g. --symbols QQQ,SPY)")
     executor = {"calendar": spec.calendar, **spec.executor}
     xcfg = ExecutorConfig(**{"instrument_mode": spec.mode, **executor})  # clear errors first
-    check_live_allowed(paper=spec.paper, trading_url=spec.trading_url, trading_stream_url=spec.trading_stream_url,
-                       allow_live=spec.allow_live)
+    preflight_account(spec)
 
     url = database_url(spec.db_url)
     upgrade(url)
@@ -123,8 +127,8 @@ def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
         exec_clients={LIVE_VENUE: AlpacaExecClientConfig(
             api_key=spec.api_key, api_secret=spec.api_secret, paper=spec.paper, trading_url=spec.trading_url,
             trading_stream_url=spec.trading_stream_url, allow_live=spec.allow_live,
-            instrument_provider=provider)},
-        timeout_connection=30.0,
+            request_timeout_s=spec.request_timeout_s, instrument_provider=provider)},
+        timeout_connection=spec.timeout_connection,
         timeout_reconciliation=30.0,
     )
     node = TradingNode(config=config, loop=loop)
@@ -152,4 +156,30 @@ def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
     return LiveNode(node=node, strategy=strategy, actor=actor, journal=journal, control=control)
 
 
-__all__ = ["LIVE_VENUE", "LiveNode", "LiveSpec", "build_live_node"]
+def preflight_account(spec: LiveSpec) -> Any:
+    """The real-money guard and the start-up account check, before anything is built or written.
+
+    1. The URLs: any host but Alpaca's paper host and loopback test servers is live and needs
+       ``allow_live`` AND ``paper=False`` (``--live-account --allow-live``).
+    2. The broker's own answer (``GET /v2/account`` of the URL actually used): an account number
+       that is not a paper ``PA...`` one needs the same opt-in; a blocked / trading_blocked /
+       non-ACTIVE account, refused keys or an unreachable broker raise ``AlpacaAccountError``.
+
+    Returns the broker's ``TradeAccount``. Raises ``AlpacaLiveTradingError`` /
+    ``AlpacaAccountError`` / ``AlpacaCredentialsError`` with one-line messages (no secrets)."""
+    from adapters.alpaca.common import AlpacaLiveTradingError, check_live_allowed, resolve_credentials, trading_urls
+    from adapters.alpaca.http import fetch_account_checked
+
+    live = check_live_allowed(paper=spec.paper, trading_url=spec.trading_url,
+                              trading_stream_url=spec.trading_stream_url, allow_live=spec.allow_live)
+    if live and spec.paper:
+        raise AlpacaLiveTradingError(
+            "The trading URL is not Alpaca's paper host nor a loopback test server, so it is treated as the "
+            "LIVE account (REAL MONEY): allow_live=True needs paper=False as well.")
+    key, secret = resolve_credentials(spec.api_key, spec.api_secret)
+    rest, _ = trading_urls(spec.paper, spec.trading_url, spec.trading_stream_url)
+    return fetch_account_checked(key, secret, rest, allow_live=spec.allow_live and not spec.paper,
+                                 paper=spec.paper, timeout_s=spec.request_timeout_s)
+
+
+__all__ = ["LIVE_VENUE", "LiveNode", "LiveSpec", "build_live_node", "preflight_account"]

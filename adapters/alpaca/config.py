@@ -43,8 +43,10 @@ class AlpacaDataClientConfig(LiveDataClientConfig, frozen=True):
 class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
     """Execution client configuration.
 
-    paper=True (default) trades the paper account. Alpaca's live endpoint (``paper=False`` or a
-    ``trading_url`` on api.alpaca.markets) is refused unless ``allow_live=True``.
+    paper=True (default) trades the paper account. A live configuration (``paper=False``, or a
+    ``trading_url`` / ``trading_stream_url`` on any host but Alpaca's paper host and loopback test
+    servers) is refused unless ``allow_live=True``; so is an account the broker reports with a
+    non-paper account number (checked on connect).
     request_timeout_s: per REST call; max_retries: extra attempts of a submit/cancel/replace
     that provably did not reach Alpaca (5xx / 429 / timeout with no order found by
     client_order_id). reconnect_*: exponential backoff of the trade_updates stream.

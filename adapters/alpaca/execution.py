@@ -23,6 +23,10 @@ Guarantees (details in those modules):
 * **Broker status.** ``BrokerStatus`` on ``BROKER_STATUS_TOPIC``: connected on stream (re)connect
   and after REST answers while the stream is up; disconnected on stream drops, unreachable REST
   and client disconnect. Keys are never logged (``common.mask``).
+* **Account checks.** On connect the broker's answer is checked (``common.check_account``): a
+  non-paper account number without ``allow_live`` or a blocked / non-ACTIVE account fails the
+  connect. Every later account answer that reports the account blocked / trading_blocked / not
+  ACTIVE publishes ``BrokerStatus(halt_reason=...)`` once (the executor trips its kill switch).
 """
 
 from __future__ import annotations
@@ -54,8 +58,8 @@ from nautilus_trader.model.orders import Order
 
 from . import order_tracker as ot
 from .common import (
-    ALPACA, ALPACA_VENUE, BROKER_STATUS_TOPIC, BrokerStatus, check_live_allowed, mask, resolve_credentials,
-    trading_urls,
+    ALPACA, ALPACA_VENUE, BROKER_STATUS_TOPIC, AlpacaAccountError, AlpacaLiveTradingError, BrokerStatus,
+    account_problem, check_account, check_live_allowed, mask, resolve_credentials, trading_urls,
 )
 from .config import AlpacaExecClientConfig
 from .fees import fill_commission
@@ -140,6 +144,7 @@ class AlpacaExecutionClient(LiveExecutionClient):
         self._buffer: list[AlpacaTradeUpdate] = []  # events of unknown orders before start-up reconciliation
         self._recover_lock = asyncio.Lock()
         self._clock_skew = timedelta(0)  # Alpaca server time - local time
+        self._account_problem: str | None = None  # the broker's last "may not trade" verdict
 
         self._log.info(
             f"Alpaca {'LIVE (real money)' if self._live else 'paper'} trading at {self._rest_url}, "
@@ -150,12 +155,12 @@ class AlpacaExecutionClient(LiveExecutionClient):
     def _server_now(self) -> datetime:
         return datetime.now(timezone.utc) + self._clock_skew
 
-    def _publish_status(self, connected: bool, detail: str) -> None:
+    def _publish_status(self, connected: bool, detail: str, halt_reason: str = "") -> None:
         try:
             self._msgbus.publish(
                 topic=BROKER_STATUS_TOPIC,
                 msg=BrokerStatus(connected=connected, ts_ns=self._clock.timestamp_ns(),
-                                 broker="alpaca", detail=detail),
+                                 broker="alpaca", detail=detail, halt_reason=halt_reason),
             )
         except Exception as e:  # noqa: BLE001 - status publishing must never break trading
             self._log.warning(f"Cannot publish BrokerStatus: {e}")
@@ -193,7 +198,17 @@ class AlpacaExecutionClient(LiveExecutionClient):
         except Exception as e:
             if http_status(e) in (401, 403):
                 raise RuntimeError(f"Alpaca refused the API credentials (key {mask(self._key)}, "
-                                   f"{self._rest_url}): {error_message(e)}") from None
+                                   f"{self._rest_url}): HTTP {http_status(e)}") from None
+            raise
+        try:  # the broker's own answer: a real-money account needs allow_live; blocked / not ACTIVE: no trading
+            check_account(account, allow_live=self._cfg.allow_live, url=self._rest_url)
+        except AlpacaAccountError as e:
+            self._account_problem = account_problem(account)
+            self._log.error(str(e))
+            self._publish_status(True, "GET /v2/account", halt_reason=self._account_problem or str(e))
+            raise
+        except AlpacaLiveTradingError as e:
+            self._log.error(str(e))
             raise
         await self._instrument_provider.initialize()
         for inst in self._instrument_provider.list_all():
@@ -241,7 +256,23 @@ class AlpacaExecutionClient(LiveExecutionClient):
 
     async def _refresh_account(self) -> None:
         account = await self._http.get_account()
+        self._check_account_state(account)
         self._emit_account_state(account, await self._http.get_positions())
+
+    def _check_account_state(self, account: AlpacaAccount) -> None:
+        """Every account answer (connect, heartbeat, after fills): when the broker reports the
+        account blocked, trading_blocked or not ACTIVE, publish ``BrokerStatus(halt_reason=...)``
+        (the executor trips its kill switch); once per change of verdict."""
+        problem = account_problem(account)
+        if problem == self._account_problem:
+            return
+        self._account_problem = problem
+        if problem:
+            self._log.error(f"Alpaca: {problem}; trading must halt")
+            self._publish_status(True, "GET /v2/account", halt_reason=problem)
+        else:
+            self._log.warning("Alpaca: the account is ACTIVE and unblocked again (the kill switch stays "
+                              "latched until resumed by an operator)")
 
     def _schedule_account_refresh(self, delay: float = 0.2) -> None:
         if self._account_refresh_task is not None and not self._account_refresh_task.done():

@@ -109,6 +109,52 @@ def create_trading_client(api_key: str, api_secret: str, *, paper: bool = True,
     return _TradingClient(api_key, api_secret, paper=paper, url_override=trading_url)
 
 
+def _one_line(text: str, limit: int = 200) -> str:
+    return " ".join(str(text).split())[:limit]
+
+
+def fetch_account_checked(api_key: str, api_secret: str, trading_url: str, *, allow_live: bool,
+                          paper: bool = True, timeout_s: float = 10.0):
+    """Start-up check of the account behind ``trading_url`` (the URL actually used): one
+    ``GET /v2/account`` through alpaca-py's ``TradingClient.get_account()`` (``TradeAccount``),
+    then ``common.check_account``. Returns the account.
+
+    Raises ``AlpacaAccountError`` (unreachable / no answer within ``timeout_s`` / credentials
+    refused / blocked or non-ACTIVE account) or ``AlpacaLiveTradingError`` (a real-money account
+    number without ``allow_live``). Messages are one line, name the URL and never hold the key or
+    secret."""
+    from .common import AlpacaAccountError, check_account, mask
+
+    def clean(text: str) -> str:
+        text = _one_line(text)
+        for value in (api_secret, api_key):
+            if value:
+                text = text.replace(value, mask(value) if value == api_key else "***")
+        return text
+
+    client = create_trading_client(api_key, api_secret, paper=paper, trading_url=trading_url, timeout_s=timeout_s)
+    try:
+        account = client.get_account()
+    except APIError as e:
+        status = e.status_code
+        if status in (401, 403):
+            raise AlpacaAccountError(f"the broker at {trading_url} refused the API credentials "
+                                     f"(HTTP {status}, key {mask(api_key)})") from None
+        raise AlpacaAccountError(f"the broker at {trading_url} answered GET /v2/account with HTTP {status}: "
+                                 f"{clean(error_message(e))}") from None
+    except AlpacaRequestTimeout:
+        raise AlpacaAccountError(f"the broker at {trading_url} did not answer within {timeout_s:g} s") from None
+    except requests.ConnectionError:
+        raise AlpacaAccountError(f"cannot reach the broker at {trading_url} (connection failed)") from None
+    except requests.RequestException as e:
+        raise AlpacaAccountError(f"cannot reach the broker at {trading_url} ({type(e).__name__})") from None
+    except Exception as e:  # noqa: BLE001 - e.g. an answer that is not an account
+        raise AlpacaAccountError(f"unexpected account answer from {trading_url} ({type(e).__name__}: "
+                                 f"{clean(e)})") from None
+    check_account(account, allow_live=allow_live, url=trading_url)
+    return account
+
+
 # -- Error classification --------------------------------------------------------------------------
 
 _TRANSPORT_ERRORS = (AlpacaRequestTimeout, requests.RequestException)
@@ -483,6 +529,7 @@ __all__ = [
     "ReplaceOutcome",
     "create_trading_client",
     "error_message",
+    "fetch_account_checked",
     "http_status",
     "is_transient",
     "is_unreachable",

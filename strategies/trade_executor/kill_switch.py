@@ -31,6 +31,7 @@ from strategies.trade_executor.timeutil import finite
 
 KILL_SWITCH_CODES: tuple[str, ...] = (
     "daily_loss_limit", "manual", "broker_disconnected", "min_equity", "consecutive_losses",
+    "broker_account",  # activated by the shell when the broker reports the account blocked / not ACTIVE
 )
 
 

@@ -224,6 +224,8 @@ class Engine:
         self.trade_sink: Callable[[dict], None] | None = None
         self.data_sink: Callable[[str, str, dict], None] | None = None
         self.trading_blocked = False
+        self.account_blocked = False  # set_account_state(): the account as Alpaca reports it
+        self.account_status = "ACTIVE"
         self._rng = random.Random(config.id_seed) if config.id_seed is not None else None
         lat_seed = config.latency_seed if config.latency_seed is not None else (config.id_seed or 0)
         self._latency_rng = random.Random(lat_seed)
@@ -389,7 +391,7 @@ class Engine:
                 "admin_configurations": {},
                 "user_configurations": None,
                 "account_number": self.cfg.account_number,
-                "status": "ACTIVE",
+                "status": self.account_status,
                 "crypto_status": "ACTIVE",
                 "options_approved_level": self.cfg.options_trading_level,
                 "options_trading_level": self.cfg.options_trading_level,
@@ -405,7 +407,7 @@ class Engine:
                 "pending_transfer_in": "0",
                 "trading_blocked": self.trading_blocked,
                 "transfers_blocked": False,
-                "account_blocked": False,
+                "account_blocked": self.account_blocked,
                 "created_at": ts(self.account_created_at),
                 "trade_suspended_by_user": False,
                 "multiplier": fmt(n["multiplier"]),
@@ -536,7 +538,7 @@ class Engine:
             self.check_expiry()
             if not isinstance(body, dict):
                 raise unprocessable("request body must be a JSON object")
-            if self.trading_blocked and not seeded:
+            if (self.trading_blocked or self.account_blocked or self.account_status != "ACTIVE") and not seeded:
                 raise ApiError(403, "account is not allowed to trade", 40310000)
             order_class = (body.get("order_class") or "simple").lower()
             if order_class not in ("simple", "bracket", "oco", "oto"):

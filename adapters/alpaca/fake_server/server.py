@@ -402,6 +402,20 @@ class FakeAlpacaServer:
     def account(self) -> dict:
         return self.engine.account_json()
 
+    def set_account_state(self, *, status: str | None = None, account_blocked: bool | None = None,
+                          trading_blocked: bool | None = None) -> None:
+        """Report the account as Alpaca would: ``status`` (e.g. ``"ACCOUNT_CLOSED"``, ``"INACTIVE"``;
+        default ``"ACTIVE"``), ``account_blocked``, ``trading_blocked``. Anything but an ACTIVE,
+        unblocked account refuses new orders (403). ``None`` keeps a field as it is. The account
+        number (paper ``PA...`` or not) is the ``account_number`` option."""
+        with self.engine.lock:
+            if status is not None:
+                self.engine.account_status = str(status).upper()
+            if account_blocked is not None:
+                self.engine.account_blocked = bool(account_blocked)
+            if trading_blocked is not None:
+                self.engine.trading_blocked = bool(trading_blocked)
+
     def activities(self, types: Iterable[str] | None = None) -> list[dict]:
         """Account activities, oldest first (FILL and FEE)."""
         with self.engine.lock:
