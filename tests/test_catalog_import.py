@@ -506,3 +506,240 @@ def test_numbers_that_are_not_epoch_times_are_refused(tmp_path):
 def test_unknown_time_zone(tmp_path):
     with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
         read_ohlcv(write_csv(tmp_path, "QQQ.csv", GOOD_ROWS), tz="Mars/Olympus")
+
+
+# -- issue #19: outliers, split-like jumps, time zone sanity, streaming, stale staging folders ----
+
+from backtests.catalog_io import OutlierError, TimezoneMismatchError  # noqa: E402
+from strategies import cli  # noqa: E402
+
+ET = "America/New_York"
+
+
+def session_rows(day: str, n: int = 390, tz_text: str = "UTC", start: str = "09:30", scale: float = 1.0) -> list[str]:
+    """``n`` 1-minute bars from ``start`` New York time on ``day``, stamped in ``tz_text`` (naive)."""
+    t0 = pd.Timestamp(f"{day} {start}", tz=ET)
+    out = []
+    for i in range(n):
+        t = (t0 + pd.Timedelta(minutes=i)).tz_convert(tz_text)
+        p = (100 + (i % 7) * 0.05 + (i % 11) * 0.03) * scale
+        out.append(f"{t:%Y-%m-%d %H:%M:%S},{p:.2f},{p + 0.06:.2f},{p - 0.05:.2f},{p + 0.02:.2f},{100 + i}")
+    return out
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(["data", "import", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def catalog_with_qqq(tmp_path):
+    catalog = tmp_path / "catalog"
+    import_files(catalog, [write_csv(tmp_path, "QQQ.csv", GOOD_ROWS)], tz="UTC")
+    return catalog
+
+
+def assert_refused(capsys, catalog: Path, argv: list[str], message: str) -> None:
+    before = snapshot(catalog)
+    code, out, err = run_cli(capsys, *argv, "--catalog", str(catalog))
+    assert code == 2
+    assert err == f"trade-executor: error: {message}\n"  # one line, no traceback
+    assert out == ""
+    assert snapshot(catalog) == before
+    assert leftovers(catalog.parent) == []
+
+
+def test_outlier_bar_is_refused_then_accepted_with_the_flag(tmp_path, capsys, catalog_with_qqq):
+    rows = session_rows("2025-07-01", 120)
+    ts, o, h, lo, c, v = rows[50].split(",")
+    rows[50] = ",".join([ts, o, "1001.50", lo, c, v])  # a 10x print in the high, line 52
+    path = write_csv(tmp_path, "SPY.csv", rows)
+    flag = (
+        f"{path} line 52, 2025-07-01 14:20:00: outlier (open 100.23 high 1001.5 low 100.18 close 100.25): "
+        "high is 9.98x the median close 100.3 of the bars around it (limit 40% either way) and the bars "
+        "after it do not follow: a bad print"
+    )
+    assert_refused(
+        capsys, catalog_with_qqq, [str(path), "--tz", "UTC"],
+        f"1 suspicious bar (outliers / split-like jumps): {flag}; fix the file or pass "
+        "--accept-outliers to import them anyway",
+    )
+    with pytest.raises(OutlierError) as info:
+        import_files(catalog_with_qqq, [path], tz="UTC")
+    assert [(f.row, f.kind, f.high) for f in info.value.flags] == [(52, "outlier", 1001.5)]
+
+    code, out, err = run_cli(capsys, str(path), "--tz", "UTC", "--accept-outliers", "--catalog", str(catalog_with_qqq))
+    assert (code, err) == (0, "")
+    assert "SPY      1 suspicious bars imported (--accept-outliers):" in out
+    assert f"    {flag}" in out.splitlines()
+    assert list_symbols(catalog_with_qqq) == ["QQQ", "SPY"]
+    assert max(float(b.high) for b in load_bars(catalog_with_qqq, "SPY")) == 1001.5
+
+
+def test_split_like_jump_is_refused(tmp_path, capsys, catalog_with_qqq):
+    rows = session_rows("2025-07-01", 60) + session_rows("2025-07-01", 60, start="10:30", scale=0.5)
+    path = write_csv(tmp_path, "NVDA.csv", rows)  # 2-for-1 split not adjusted: line 62 on
+    assert_refused(
+        capsys, catalog_with_qqq, [str(path), "--tz", "UTC"],
+        f"1 suspicious bar (outliers / split-like jumps): {path} line 62, 2025-07-01 14:30:00: split "
+        "(open 50 high 50.06 low 49.95 close 50.02): close 50.02 after 100.29 on the previous bar, and "
+        "the level stays 0.500x the one before (2-for-1 split?): an unadjusted split; fix the file or "
+        "pass --accept-outliers to import them anyway",
+    )
+    report = import_files(catalog_with_qqq, [path], tz="UTC", accept_outliers=True)
+    assert report["NVDA"].outlier_count == 1 and report["NVDA"].outliers[0].kind == "split"
+
+
+def test_real_moves_and_level_changes_are_not_flagged(tmp_path):
+    # a 30 % gap that persists (not a split ratio) and a 20 % spike: both stay under the limits
+    rows = session_rows("2025-07-01", 60) + session_rows("2025-07-01", 60, start="10:30", scale=1.3)
+    ts, o, h, lo, c, v = rows[30].split(",")
+    rows[30] = ",".join([ts, o, f"{float(h) * 1.2:.2f}", lo, c, v])
+    report = import_files(tmp_path / "cat", [write_csv(tmp_path, "XYZ.csv", rows)], tz="UTC")
+    assert report["XYZ"].outlier_count == 0
+
+
+def test_outliers_are_found_across_chunk_boundaries(tmp_path):
+    rows = session_rows("2025-07-01", 200)
+    for i in (0, 13, 14, 99, 199):  # first row, both sides of a boundary (chunks of 7), last row
+        ts, o, h, lo, c, v = rows[i].split(",")
+        rows[i] = ",".join([ts, o, f"{float(h) * 10:.2f}", lo, c, v])
+    path = write_csv(tmp_path, "SPY.csv", rows)
+    for chunk_rows in (7, 1000):
+        with pytest.raises(OutlierError) as info:
+            import_files(tmp_path / "cat", [path], tz="UTC", chunk_rows=chunk_rows)
+        assert [f.row for f in info.value.flags] == [2, 15, 16, 101, 201], chunk_rows
+        assert str(info.value).startswith("5 suspicious bars")
+    assert not (tmp_path / "cat").exists()
+
+
+def test_chunked_reading_matches_whole_file_and_keeps_line_numbers(tmp_path):
+    rows = session_rows("2025-07-01", 40)
+    path = write_csv(tmp_path, "SPY.csv", rows)
+    whole = read_ohlcv(path, tz="UTC")[1]
+    stream = catalog_io._OhlcvStream(path, tz="UTC", chunk_rows=6)
+    chunks = list(stream)
+    assert [c.first_row for c in chunks] == list(range(2, 42, 6))
+    pd.testing.assert_frame_equal(pd.concat([c.frame for c in chunks], ignore_index=True), whole)
+    # ordering, duplicates and blank lines are checked across chunk boundaries
+    for bad_line, row, fragment in (
+        (8, rows[5], "duplicate timestamp"),  # line 8 starts the second chunk
+        (14, rows[3], "rows are not in ascending time order"),
+        (8, "", "empty timestamp"),
+    ):
+        bad = list(rows)
+        bad[bad_line - 2] = row
+        with pytest.raises(BarValidationError) as info:
+            list(catalog_io._OhlcvStream(write_csv(tmp_path, "B.csv", bad), tz="UTC", chunk_rows=6))
+        assert info.value.row == bad_line and fragment in str(info.value)
+    # trailing blank lines are harmless even when they fill a whole chunk
+    (tmp_path / "T.csv").write_text(path.read_text() + "\n" * 9)
+    assert sum(len(c.frame) for c in catalog_io._OhlcvStream(tmp_path / "T.csv", tz="UTC", chunk_rows=6)) == 40
+    # a chunked import writes several catalog files that read back as one series
+    catalog = tmp_path / "cat"
+    report = import_files(catalog, [path], tz="UTC", chunk_rows=6)
+    assert report["SPY"].rows == 40 and report["SPY"].gaps == 0 and report["SPY"].session_rows == 40
+    assert len(list((catalog / "data" / "bar" / "SPY.XNAS-1-MINUTE-LAST-EXTERNAL").glob("*.parquet"))) == 7
+    np.testing.assert_array_equal(bars_to_frame(load_bars(catalog, "SPY"))["ts_close_utc"], whole["ts_close_utc"])
+
+
+def test_wrong_tz_is_refused_with_the_right_one(tmp_path, capsys, catalog_with_qqq):
+    days = ["2025-07-01", "2025-07-02", "2025-07-07"]
+    rows = [r for d in days for r in session_rows(d, 390, tz_text=ET)]  # New York wall clock
+    path = write_csv(tmp_path, "QQQ.csv", rows)
+    assert_refused(
+        capsys, catalog_with_qqq, [str(path), "--tz", "UTC"],
+        f"{path}: 62 % of the bars fall outside XNYS hours with --tz UTC; with --tz America/New_York "
+        "100 % fall inside: re-run with --tz America/New_York",
+    )
+    with pytest.raises(TimezoneMismatchError) as info:
+        import_files(catalog_with_qqq, [path], tz="Europe/London")
+    assert info.value.suggested_tz == ET
+    assert import_files(catalog_with_qqq, [path], tz=ET)["QQQ"].session_rows == 3 * 390
+
+
+def test_extended_hours_data_passes_with_the_right_tz_only(tmp_path, capsys, catalog_with_qqq):
+    days = ["2025-07-01", "2025-07-02"]
+    rows = [r for d in days for r in session_rows(d, 960, tz_text="UTC", start="04:00")]  # 04:00-20:00 ET
+    path = write_csv(tmp_path, "SPY.csv", rows)
+    report = import_files(catalog_with_qqq, [path], tz="UTC")
+    assert report["SPY"].session_rows == 2 * 390  # 59 % of the bars are outside the regular session
+    assert_refused(
+        capsys, catalog_with_qqq, [str(path), "--tz", ET],
+        f"{path}: 25 % of the bars fall outside XNYS extended hours (04:00-20:00 ET) with --tz "
+        f"{ET}; with --tz UTC 100 % fall inside: re-run with --tz UTC",
+    )
+
+
+def test_stale_staging_folders_are_removed_and_reported(tmp_path, capsys, catalog_with_qqq):
+    parent = catalog_with_qqq.parent
+    gone = parent / ".catalog.staging-999999999-0123456789ab"  # its pid does not exist
+    old = parent / ".catalog.staging-abcdef012345"  # no pid in the name (older imports), 1 h old
+    fresh = parent / ".catalog.staging-fedcba987654"  # no pid, just created: may be in use
+    live = parent / f".catalog.staging-{os.getpid()}-00000000aaaa"  # a live owner
+    other = parent / ".othercatalog.staging-999999999-0123456789ab"  # another catalog's
+    for d in (gone, old, fresh, live, other):
+        (d / "data").mkdir(parents=True)
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    code, out, err = run_cli(capsys, str(write_csv(tmp_path, "SPY.csv", GOOD_ROWS)), "--tz", "UTC",
+                             "--catalog", str(catalog_with_qqq))
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[:2] == [
+        f"removed stale staging folder {gone} (pid 999999999 is gone)",
+        f"removed stale staging folder {old} (60 min old)",
+    ] or lines[:2] == [
+        f"removed stale staging folder {old} (60 min old)",
+        f"removed stale staging folder {gone} (pid 999999999 is gone)",
+    ]
+    assert not gone.exists() and not old.exists()
+    assert fresh.exists() and live.exists() and other.exists()
+    assert list_symbols(catalog_with_qqq) == ["QQQ", "SPY"]
+
+
+def test_import_killed_between_the_swap_renames_is_recovered(tmp_path, catalog_with_qqq):
+    backup = catalog_with_qqq.parent / ".catalog.backup-999999999-0123456789ab"
+    os.rename(catalog_with_qqq, backup)  # what a kill between the two renames leaves
+    report = import_files(catalog_with_qqq, [write_csv(tmp_path, "SPY.csv", GOOD_ROWS)], tz="UTC")
+    assert report.removed_stale == [
+        f"backup folder {backup} restored as {catalog_with_qqq} (pid 999999999 is gone)",
+    ]
+    assert list_symbols(catalog_with_qqq) == ["QQQ", "SPY"]
+    assert leftovers(tmp_path) == []
+
+
+REAL_FILES = [  # (path under ../shared/data, tz, symbol)
+    ("intraday-1min/QQQ_1min_2025-04-30_2025-06-13.csv", "UTC", "QQQ"),
+    ("intraday-1min/TQQQ_1min_2025-04-30_2025-06-13.csv", "UTC", "TQQQ"),
+    ("intraday-1min/spy_polygon_2024/SPY_1min.csv", None, "SPY"),
+    ("intraday-1min/spy_2025-07/SPY_1min.csv", ET, "SPY25"),
+    ("intraday-1min/DBB_1min_2023-07-10_to_2025-07-08.csv", "UTC", "DBB"),
+    ("intraday-1min/FXY_1min_2023-07-10_to_2025-07-08.csv", "UTC", "FXY"),
+    ("intraday-1min/INDA_1min_2023-07-10_to_2025-07-07.csv", "UTC", "INDA"),
+]
+
+
+@pytest.mark.parametrize(("rel", "tz", "symbol"), REAL_FILES, ids=[f[2] for f in REAL_FILES])
+def test_real_files_raise_no_outlier_and_no_tz_alarm(shared_data, tmp_path, rel, tz, symbol):
+    """No false positives on real data (skipped when ../shared/data is absent)."""
+    path = shared_data / rel
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    report = import_files(tmp_path / "cat", [path], tz=tz, symbols=[symbol])
+    assert report[symbol].outlier_count == 0
+    assert report[symbol].rows > 19_000
+
+
+def test_outliers_of_every_file_are_named_in_one_refusal(tmp_path):
+    files = []
+    for name, line in (("AAA.csv", 10), ("BBB.csv", 20)):
+        rows = session_rows("2025-07-01", 60)
+        ts, o, h, lo, c, v = rows[line - 2].split(",")
+        rows[line - 2] = ",".join([ts, o, h, f"{float(lo) / 10:.2f}", c, v])
+        files.append(write_csv(tmp_path, name, rows))
+    with pytest.raises(OutlierError) as info:
+        import_files(tmp_path / "cat", files, tz="UTC")
+    assert [(Path(f.file).name, f.row) for f in info.value.flags] == [("AAA.csv", 10), ("BBB.csv", 20)]
+    assert str(info.value).startswith("2 suspicious bars")
+    assert not (tmp_path / "cat").exists() and leftovers(tmp_path) == []
