@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -14,18 +16,171 @@ DATA_DIR = PROJECT_ROOT / "data"
 DEFAULT_CATALOG = DATA_DIR / "catalog"
 
 
+class UserError(ValueError):
+    """A user error (configuration, file, URL, database, data): one line on stderr, exit 2."""
+
+
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf,
+               "infinity": math.inf, "+infinity": math.inf, "-infinity": -math.inf}
+
+
 def _parse_overrides(pairs: list[str]) -> dict:
-    """--set key=value (value parsed as JSON when it parses, else kept as a string)."""
+    """--set key=value (value parsed as JSON when it parses, "nan"/"inf"/"-inf" as floats, else
+    kept as a string; the ExecutorConfig schema then refuses what does not fit)."""
     out = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
+            raise UserError(f"--set expects key=value, got {pair!r} (e.g. --set max_risk_per_trade=0.02)")
         k, v = pair.split("=", 1)
+        if v.strip().lower() in _NON_FINITE:
+            out[k.strip()] = _NON_FINITE[v.strip().lower()]
+            continue
         try:
             out[k.strip()] = json.loads(v)
         except json.JSONDecodeError:
             out[k.strip()] = v
     return out
+
+
+def _executor_overrides(pairs: list[str], modes: list[str]) -> dict:
+    """The --set overrides, checked up front against ExecutorConfig (its msgspec schema: names,
+    types, ranges, finiteness) for every instrument mode of the run, before any data is read."""
+    import difflib
+
+    from strategies.trade_executor.models import ExecutorConfig
+
+    over = _parse_overrides(pairs)
+    fields = list(ExecutorConfig.__dataclass_fields__)
+    for k in over:
+        if k not in fields:
+            close = difflib.get_close_matches(k, fields, n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(close)}?" if close else \
+                "see the ExecutorConfig fields in strategies/trade_executor/models.py"
+            raise UserError(f"--set {k}: unknown executor setting; {hint}")
+    from strategies.trade_executor.models import InstrumentMode
+
+    choices = [m.value for m in InstrumentMode]
+    for mode in modes or [None]:
+        if mode is not None and mode not in choices:
+            raise UserError(f"--mode {mode}: unknown instrument mode; use one of {', '.join(choices)}")
+        values = dict(over)
+        if mode is not None:
+            values = {"instrument_mode": mode, **values}
+        try:
+            ExecutorConfig(**values)
+        except (ValueError, TypeError) as e:
+            where = "--mode" if str(e).startswith("instrument_mode") and "instrument_mode" not in over else "--set"
+            raise UserError(f"{where} {e}") from None
+    return over
+
+
+def _check_cash(cash: float) -> None:
+    if not (isinstance(cash, (int, float)) and math.isfinite(cash) and cash > 0):
+        raise UserError(f"--cash {cash:g}: starting equity must be a positive, finite amount of USD "
+                        "(e.g. --cash 100000)")
+
+
+def _check_out_dir(path: str | Path | None, flag: str) -> None:
+    """An output folder must be a folder (or creatable as one) and writable, checked before the
+    run so a bad path fails at once with nothing written."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{flag} {p}: is a file, not a folder; choose a folder path")
+    anc = p
+    while not anc.exists():
+        if anc.parent == anc:
+            break
+        anc = anc.parent
+    if anc.exists() and not anc.is_dir():
+        raise UserError(f"{flag} {p}: {anc} is a file, so the folder cannot be created; choose another path")
+    if anc.exists() and not os.access(anc, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {p}: {anc} is not writable; choose a folder you can write to")
+
+
+def _check_out_file(path: str | Path | None, flag: str) -> None:
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{flag} {p}: is a folder, not a file; give a file path")
+    _check_out_dir(p.parent, flag)
+
+
+def _check_catalog(path: str | Path, flag: str = "--catalog") -> None:
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{flag} {p}: no such catalog folder; import bars first "
+                        "(trade-executor data import FILES --catalog DIR --tz UTC)")
+    if not p.is_dir():
+        raise UserError(f"{flag} {p}: is a file, not a catalog folder; give the folder data import wrote")
+
+
+def _redact_url(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - unparsable: show it without anything after '@'-style credentials
+        return url.split("@", 1)[-1] if "@" in url else url
+
+
+def _check_db_url(url: str | None, flag: str = "--db", *, connect: bool = True) -> None:
+    """A database URL must parse, name an installed driver and (server databases, when
+    ``connect``) answer; checked before any data is read."""
+    if url is None:
+        return
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+    shown = _redact_url(url)
+    try:
+        u = make_url(url)
+        dialect = u.get_dialect()
+    except NoSuchModuleError:  # (an ArgumentError: first)
+        raise UserError(f"{flag} {shown}: unknown database driver {make_url(url).drivername!r}; "
+                        "use sqlite:///PATH or postgresql://...") from None
+    except ArgumentError:
+        raise UserError(f"{flag} {shown}: not a database URL; use e.g. sqlite:///data/executor.db "
+                        "or postgresql://user:pass@host/db") from None
+    try:
+        (dialect.import_dbapi if hasattr(dialect, "import_dbapi") else dialect.dbapi)()
+    except ImportError as e:
+        raise UserError(f"{flag} {shown}: database driver not installed ({e}); "
+                        "use sqlite:///PATH or postgresql://...") from None
+    if u.get_backend_name() == "sqlite":
+        db = u.database or ""
+        if db and db != ":memory:" and not db.startswith("file:"):
+            p = Path(db).expanduser()
+            if p.is_dir():
+                raise UserError(f"{flag} {shown}: {p} is a folder, not a SQLite file")
+            _check_out_dir(p.parent, flag)
+        return
+    if not connect:
+        return
+    from strategies.journal import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as c:
+            c.execute(text("SELECT 1"))
+    except SQLAlchemyError as e:
+        raise UserError(f"{flag} {shown}: cannot connect ({_sql_error_text(e)}); "
+                        "check the URL and that the database server is running") from None
+    finally:
+        engine.dispose()
+
+
+def _sql_error_text(e: BaseException) -> str:
+    orig = getattr(e, "orig", None)
+    text = str(orig) if orig is not None else str(e).split("\n(Background on this error", 1)[0]
+    return _one_line(text)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def _parse_pairs(pairs: list[str], flag: str, value=str) -> dict:
@@ -46,7 +201,8 @@ def cmd_data_import(args) -> int:
     from backtests import catalog_io
 
     report = catalog_io.import_files(Path(args.catalog), [Path(p) for p in args.files], tz=args.tz,
-                                     label=args.label, symbols=[args.symbol] if args.symbol else None)
+                                     label=args.label, symbols=[args.symbol] if args.symbol else None,
+                                     accept_outliers=args.accept_outliers)
     print(report)
     return 0
 
@@ -60,13 +216,29 @@ def cmd_data_sample(args) -> int:
     return 0
 
 
+def _check_backtest_args(args) -> dict:
+    """Everything a backtest can be refused for without reading data, refused before it is read:
+    the settings (ExecutorConfig schema), --cash, the output folders, the catalogs, the database."""
+    executor = _executor_overrides(args.set, [args.mode])
+    _check_cash(args.cash)
+    _check_catalog(args.catalog)
+    if getattr(args, "signals_from", None):
+        _check_catalog(args.signals_from, "--signals-from")
+    _check_out_dir(args.out, "--out")
+    if getattr(args, "record_signals", None):
+        _check_out_dir(args.record_signals, "--record-signals")
+    _check_db_url(getattr(args, "db", None))
+    return executor
+
+
 def cmd_backtest(args) -> int:
+    executor = _check_backtest_args(args)
     from backtests.runner import BacktestSpec, run_backtest
 
     spec = BacktestSpec(
         catalog=Path(args.catalog), symbols=[s for s in args.symbols.split(",") if s.strip()],
         start=args.start, end=args.end, mode=args.mode, out_dir=Path(args.out),
-        starting_cash=args.cash, executor=_parse_overrides(args.set),
+        starting_cash=args.cash, executor=executor,
         signals_catalog=Path(args.signals_from) if args.signals_from else None,
         record_signals=Path(args.record_signals) if args.record_signals else None,
         extended_hours=args.extended_hours, price_source=args.price_source, progress=not args.quiet,
@@ -111,12 +283,21 @@ def cmd_check(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    modes = [m for m in args.modes.split(",") if m.strip()]
+    executor = _executor_overrides(args.set, modes)
+    _check_cash(args.cash)
+    _check_catalog(args.catalog)
+    if args.signals_from:
+        _check_catalog(args.signals_from, "--signals-from")
+    _check_out_dir(args.out, "--out")
+    if args.workers < 1:
+        raise UserError(f"--workers {args.workers}: must be >= 1")
     from backtests.compare import COLUMNS, CompareSpec, run_compare
 
     spec = CompareSpec(
         catalog=Path(args.catalog), symbols=[s for s in args.symbols.split(",") if s.strip()],
         out_dir=Path(args.out), modes=[m for m in args.modes.split(",") if m.strip()], start=args.start,
-        end=args.end, starting_cash=args.cash, executor=_parse_overrides(args.set),
+        end=args.end, starting_cash=args.cash, executor=executor,
         signals_from=Path(args.signals_from) if args.signals_from else None, workers=args.workers,
         extended_hours=args.extended_hours, price_source=args.price_source,
         synthesize_etfs=not args.no_synthetic_etfs, progress=not args.quiet,
@@ -143,6 +324,7 @@ def cmd_letf_tracking(args) -> int:
     """Synthetic (daily-reset) fund built from the underlying's bars vs the real fund's bars."""
     import math
 
+    _check_out_file(args.out, "--out")
     from backtests.catalog_io import read_ohlcv
     from backtests.letf_synth import frame_from_ohlcv, tracking_error_report
 
@@ -205,6 +387,29 @@ def cmd_db(args) -> int:
     return 0
 
 
+def _require_journal(url: str) -> None:
+    """Refuse a database that is not there (a SQLite file that does not exist) or holds no
+    journal tables: a typo in --db must not create a new database (--create does)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+
+    shown = _redact_url(url)
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        db = u.database or ""
+        if db and db != ":memory:" and not db.startswith("file:") and not Path(db).expanduser().is_file():
+            raise UserError(f"--db {shown}: no such database file; check --db, or pass --create to create it")
+    from strategies.journal import make_engine
+
+    engine = make_engine(url)
+    try:
+        if not inspect(engine).has_table("executor_control"):
+            raise UserError(f"--db {shown}: has no journal tables (not an executor journal); check --db, "
+                            "or pass --create to create them")
+    finally:
+        engine.dispose()
+
+
 def cmd_kill_switch(args) -> int:
     """Operator control of the kill-switch latch in executor_control (read by running executors
     at their next poll and by every executor at start-up)."""
@@ -212,10 +417,26 @@ def cmd_kill_switch(args) -> int:
     from strategies.journal import ControlStore, database_url, upgrade
 
     url = database_url(args.db)
+    _check_db_url(url)
+    if not args.create:
+        _require_journal(url)
     upgrade(url)
     store = ControlStore(url, scope=args.scope)
     who = f"cli:{args.by}" if args.by else "cli"
     try:
+        if not store.scope_known():
+            if not args.create:
+                import difflib
+
+                known = sorted(sc or "live" for sc in store.scopes())
+                close = difflib.get_close_matches(args.scope or "live", known, n=3, cutoff=0.6)
+                hint = f"did you mean {' or '.join(close)}? " if close else \
+                    (f"known scopes: {', '.join(known)}; " if known else "no scope has been used yet; ")
+                raise UserError(f"kill-switch --scope {args.scope or '(live)'}: unknown scope in "
+                                f"{_redact(url)} (no executor_control row); {hint}"
+                                "check --scope, or pass --create to start it")
+            if args.ks_command != "trip":  # the scope exists from now on, with the latch off
+                store.deactivate_kill_switch(by=who)
         if args.ks_command == "trip":
             reason = args.reason.strip()
             if not reason.startswith("manual"):
@@ -250,7 +471,7 @@ def cmd_live(args) -> int:
     """Paper trading: TradingNode with the signal actor, the executor and the broker's clients."""
     if args.broker != "alpaca":
         raise ValueError(f"broker: {args.broker!r} is not wired for 'live' yet; use --broker alpaca")
-    from adapters.alpaca.common import AlpacaLiveTradingError
+    from adapters.alpaca.common import AlpacaAccountError, AlpacaLiveTradingError
     from strategies.live import LiveSpec, build_live_node
 
     spec = LiveSpec(
@@ -264,18 +485,33 @@ def cmd_live(args) -> int:
         live = build_live_node(spec)
     except AlpacaLiveTradingError as e:
         raise ValueError(f"{e} On the command line: --live-account --allow-live.") from None
+    except AlpacaAccountError as e:  # unreachable, keys refused, account blocked / not ACTIVE
+        raise ValueError(f"live: {e}") from None
     node = live.node
     print(f"live: {','.join(spec.symbols)} mode {spec.mode} via alpaca "
           f"({'PAPER' if spec.paper else 'LIVE - REAL MONEY'}); journal run_id 'live'; Ctrl-C stops")
+    loop = node.get_event_loop()
     if args.duration:
-        loop = node.get_event_loop()
         loop.call_later(args.duration, lambda: loop.create_task(node.stop_async()))
+    failed: list[str] = []
+
+    start_limit = spec.timeout_connection * 2 + 5  # connect, then reconciliation
+
+    def started_or_stop() -> None:  # connect or reconciliation failed: do not idle "RUNNING"
+        if not live.strategy.is_running and not failed:
+            failed.append(f"live: the node did not start within {start_limit:g} s (broker connection or "
+                          "reconciliation failed; see the log above)")
+            loop.create_task(node.stop_async())
+
+    loop.call_later(start_limit, started_or_stop)
     try:
         node.run()
     except KeyboardInterrupt:
         pass
     finally:
         live.stop()
+    if failed:
+        raise ValueError(failed[0])
     return 0
 
 
@@ -338,8 +574,26 @@ def _synthetic_args(p: argparse.ArgumentParser) -> None:
                    help="leveraged_etf/both modes: trade only funds with real catalog bars (no synthetic bars)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line on stderr (exit 2), like every other user error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+def _webhook_url(value: str) -> str:
+    from strategies.risk_control import validate_webhook_url
+
+    try:
+        return validate_webhook_url(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="trade-executor", description=__doc__)
+    p = _Parser(prog="trade-executor", description=__doc__)
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of an internal error (may also be given after the command)")
     sub = p.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="bar data: import files into a catalog, generate sample data")
@@ -351,6 +605,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--label", choices=("open", "close"), default="open",
                      help="whether a row's time is its bar's open (default) or close")
     imp.add_argument("--symbol", default=None, help="symbol for a single file (default: Symbol column or file name)")
+    imp.add_argument("--accept-outliers", action="store_true",
+                     help="import outlier bars / split-like jumps (listed in the report) instead of refusing")
     imp.set_defaults(func=cmd_data_import)
     smp = dsub.add_parser("sample", help="write the project's deterministic sample data set (CSV)")
     smp.add_argument("--out", default=str(DATA_DIR / "sample"))
@@ -450,6 +706,10 @@ def build_parser() -> argparse.ArgumentParser:
             k.add_argument("--reason", required=True, help="why (recorded as 'manual: <reason>')")
         if name == "resume":
             k.add_argument("--yes", action="store_true", help="confirm resuming trading")
+        k.add_argument("--create", action="store_true",
+                       help="create the database / journal tables / scope when they do not exist yet "
+                            "(without it an unknown database or scope is refused: a typo must not "
+                            "report a fresh, inactive latch)")
         k.set_defaults(func=cmd_kill_switch)
 
     md = sub.add_parser("mode", help="show or set the live executor's instrument mode (executor_control)")
@@ -477,7 +737,8 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--feed", default="iex", choices=("iex", "sip"))
     lv.add_argument("--live-account", action="store_true", help="trade the REAL-MONEY account (needs --allow-live)")
     lv.add_argument("--allow-live", action="store_true", help="confirm that real money may be traded")
-    lv.add_argument("--alert-webhook", default=None, help="POST kill-switch alerts here (JSON)")
+    lv.add_argument("--alert-webhook", default=None, type=_webhook_url,
+                    help="POST kill-switch alerts here (JSON; http:// or https:// only)")
     lv.add_argument("--calendar", default="XNYS", help="trading hours (exchange_calendars name; '24/7' for "
                                                        "demos against the local fake broker at any hour)")
     lv.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
@@ -496,14 +757,73 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _user_error(e: BaseException, args: argparse.Namespace) -> str | None:
+    """The one-line message of a user error (configuration, file, URL, database, data), None for
+    an internal error."""
+    import errno
+    import gzip
+    import zlib
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(e, SQLAlchemyError):
+        from strategies.journal import database_url
+
+        url = database_url(getattr(args, "db", None) or getattr(args, "url", None))
+        return (f"database {_redact_url(str(url))}: {_sql_error_text(e)}; check the URL (--db / --url / "
+                "$DATABASE_URL), that the server is running and that the journal is migrated "
+                "(trade-executor db upgrade)")
+    if isinstance(e, (EOFError, gzip.BadGzipFile, zlib.error)):
+        files = getattr(args, "files", None) or []
+        where = f" in {', '.join(map(str, files))}" if files else ""
+        return f"truncated or corrupt compressed data{where} ({_one_line(e)}); re-create or re-download the file"
+    if isinstance(e, OSError):
+        name = e.filename if e.filename is not None else None
+        if e.errno == errno.ENOSPC:
+            return (f"no space left on device{f' writing {name}' if name else ''}; free some space or "
+                    "write to another disk (--out / --catalog)")
+        what = e.strerror or _one_line(e)
+        return f"{name}: {what}" if name else what
+    if isinstance(e, KeyError):
+        return _one_line(e.args[0] if e.args else e)
+    try:
+        import msgspec
+
+        if isinstance(e, msgspec.ValidationError):
+            return f"invalid settings: {_one_line(e)}"
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(e, (ValueError, LookupError)):
+        return _one_line(e)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Exit codes: 0 done, 1 an internal error (or ``check``: an invariant failed), 2 a user
+    error (one line on stderr naming the thing and the fix), 130 interrupted (Ctrl-C; what was
+    recorded stays recorded). ``--debug`` shows internal errors' tracebacks."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"trade-executor: error: {msg}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("trade-executor: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the CLI's one error model
+        msg = _user_error(e, args)
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        if msg is not None:
+            print(f"trade-executor: error: {msg}", file=sys.stderr)
+            return 2
+        if not debug:
+            print(f"trade-executor: internal error: {type(e).__name__}: {_one_line(e)}; "
+                  "re-run with --debug for the traceback", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

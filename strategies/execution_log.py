@@ -98,6 +98,10 @@ class ExecutionSink(Protocol):
       journal writes its daily_pnl row, other sinks may keep or ignore it.
     * ``get_open_trades()``: the open rows a restarted executor must take over (``OpenTrade``);
       [] when the sink keeps nothing across processes.
+    * ``get_decided_signal_ids(since)``: signal id -> time of its first decision, for the
+      decisions this run recorded at or after ``since`` in an earlier process (a restarted
+      executor refuses those ids as ``duplicate_signal``); {} when the sink keeps nothing across
+      processes.
     * ``flush()``: everything recorded so far is stored when it returns (True when done).
     * ``close()``: flush and release resources; idempotent.
     """
@@ -115,6 +119,8 @@ class ExecutionSink(Protocol):
     def record_daily_pnl(self, day: date, metadata: dict | None = None) -> Any: ...
 
     def get_open_trades(self) -> Sequence[OpenTrade]: ...
+
+    def get_decided_signal_ids(self, since: datetime | None = None) -> dict[str, datetime]: ...
 
     def flush(self) -> bool: ...
 
@@ -162,6 +168,9 @@ class ExecutionLog:
 
     def get_open_trades(self) -> list[OpenTrade]:
         return []
+
+    def get_decided_signal_ids(self, since: datetime | None = None) -> dict[str, datetime]:
+        return {}  # nothing from an earlier process (this process' executor keeps its own set)
 
     def flush(self) -> bool:
         return True
@@ -212,6 +221,15 @@ class TeeSink:
             if rows:
                 return list(rows)
         return []
+
+    def get_decided_signal_ids(self, since: datetime | None = None) -> dict[str, datetime]:
+        """Every sink's decided signal ids; the earliest time wins."""
+        out: dict[str, datetime] = {}
+        for s in self.sinks:
+            for sid, ts in (s.get_decided_signal_ids(since) or {}).items():
+                if sid not in out or ts < out[sid]:
+                    out[sid] = ts
+        return out
 
     def flush(self) -> bool:
         return all([s.flush() for s in self.sinks])

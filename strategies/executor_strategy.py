@@ -33,6 +33,7 @@ from strategies.risk_control import (
     TRADING_STATE_ENDPOINT,
     BrokerStatus,
     send_alert,
+    validate_webhook_url,
 )
 from strategies.signal_data import TRADE_SIGNAL_DATA_TYPE, TradeSignalData
 from strategies.signals import OHLCV, CloudTracker
@@ -78,6 +79,8 @@ NANOS_PER_MINUTE = 60_000_000_000
 # cancelled at the session close or the EOD cut-off whatever it says; stops: DAY / GTC for swings)
 ENTRY_TIME_IN_FORCE = {"day": TimeInForce.DAY, "gtc": TimeInForce.GTC, "ioc": TimeInForce.IOC}
 TIMEFRAME_MINUTES = {"1m": 1, "5m": 5, "10m": 10, "1h": 60, "1d": 390}
+# how far back a restarted executor loads the journal's decided signal ids (duplicate_signal)
+DUPLICATE_SIGNAL_LOOKBACK = timedelta(days=30)
 
 
 def ns_to_dt(ns: int) -> datetime:
@@ -139,6 +142,8 @@ class ExecutorStrategy(Strategy):
     def __init__(self, config: ExecutorStrategyConfig, sink: ExecutionSink | None = None,
                  control: Any = None) -> None:
         super().__init__(config)
+        if config.alert_webhook_url:
+            validate_webhook_url(config.alert_webhook_url)  # http(s) only, refused at construction
         self.xconfig = ExecutorConfig(**dict(config.executor))
         self.venue = Venue(config.venue)
         self.sink: ExecutionSink = sink if sink is not None else ExecutionLog()
@@ -178,6 +183,9 @@ class ExecutorStrategy(Strategy):
         self._broker_connected = True
         self._last_broker_contact_ns: int | None = None
         self.alert_threads: list = []
+        # signal id -> time of its first decision (this run, and the journal's for this run id):
+        # a re-sent id is rejected ``duplicate_signal`` for the life of the journal
+        self.decided_signals: dict[str, datetime] = {}
 
     # ── lifecycle ────────────────────────────────────────────────────────────────────────────
     def on_start(self) -> None:
@@ -209,6 +217,7 @@ class ExecutorStrategy(Strategy):
                            "strategy's entries but cannot halt the RiskEngine (call install_risk_controls)")
         self._restore_latch()
         self._restore_positions()
+        self._load_decided_signals()
         if self.control is not None and self.config.control_poll_seconds:
             from datetime import timedelta
 
@@ -275,6 +284,15 @@ class ExecutorStrategy(Strategy):
         return ns_to_dt(self._last_broker_contact_ns)
 
     def on_broker_status(self, status: BrokerStatus) -> None:
+        halt = getattr(status, "halt_reason", "")
+        if halt:  # the broker says the account may not trade (blocked / not ACTIVE): halt at once
+            now = ns_to_dt(status.ts_ns)
+            self.sink.record_event(now, "broker_account_halt", f"{status.broker or 'broker'}: {halt}",
+                                   {"detail": status.detail})
+            self.log.error(f"broker account: {halt}")
+            if not self.kill_switch.is_active:
+                self.kill_switch.activate(f"broker_account: {halt}", now=now)
+                self._on_kill_switch(now)
         if status.connected:
             self._broker_connected = True
             self._last_broker_contact_ns = status.ts_ns
@@ -301,6 +319,12 @@ class ExecutorStrategy(Strategy):
         except ValueError as e:
             self._record(now, None, approved=False, code="invalid_signal", reason=f"invalid_signal: {e}",
                          raw=data)
+            return
+        first = self.decided_signals.get(signal.signal_id)
+        if first is not None:
+            self._record(now, signal, approved=False, code="duplicate_signal",
+                         reason=f"duplicate_signal: signal id {signal.signal_id!r} was already decided at "
+                                f"{first.isoformat()}", details={"first_decided_at": first.isoformat()})
             return
         if signal.signal_type == SignalType.MOMENTUM_EXHAUSTION or signal.metadata.get("is_entry") is False:
             # exhaustion says a move is stretched: a reason to take profit, never to enter
@@ -1157,6 +1181,20 @@ class ExecutorStrategy(Strategy):
                              "trading stays halted until an operator resumes it")
             self._set_trading_state("HALTED", f"restored latch: {latch.reason}")
 
+    def _load_decided_signals(self) -> None:
+        """After a restart: the signal ids this run id already decided (the journal's
+        signal_decisions, live: run id "live"), so a re-sent one is refused ``duplicate_signal``.
+        Bounded to the last ``DUPLICATE_SIGNAL_LOOKBACK`` (30 days) before now: a signal is stale
+        long before then. A sink keeping nothing across processes (ExecutionLog) has none."""
+        try:
+            ids = self.sink.get_decided_signal_ids(self.clock.utc_now() - DUPLICATE_SIGNAL_LOOKBACK) or {}
+        except Exception as e:  # noqa: BLE001
+            self.log.error(f"decided signal ids not readable from the journal: {e}")
+            return
+        for sid, ts in ids.items():
+            if sid not in self.decided_signals or ts < self.decided_signals[sid]:
+                self.decided_signals[sid] = ts
+
     def _restore_positions(self) -> None:
         """After a restart: take over the positions the journal still has open (this run id).
 
@@ -1324,6 +1362,8 @@ class ExecutorStrategy(Strategy):
                 reason: str | None, decision: InstrumentDecision | None = None,
                 details: dict | None = None, shares: int = 0, order_ids: list[str] | None = None,
                 raw: TradeSignalData | None = None) -> None:
+        if signal is not None and signal.signal_id and code != "invalid_signal":
+            self.decided_signals.setdefault(signal.signal_id, now)
         self.sink.record_decision(DecisionRecord(
             ts=now,
             signal_id=signal.signal_id if signal else (raw.signal_id if raw else ""),

@@ -80,10 +80,36 @@ def risk_engine_config(max_orders_per_minute: int | None, live: bool = False):
     return RiskEngineConfig(max_order_submit_rate=f"{int(max_orders_per_minute)}/00:01:00")
 
 
+def validate_webhook_url(url: str) -> str:
+    """``url`` if it is an http:// or https:// URL with a host; ValueError (one line naming the
+    URL and the fix) otherwise: file://, ftp://, data: and the like would let urllib read local
+    files or talk other protocols. Called up front (CLI, live config) and again by send_alert."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(f"alert webhook {url!r}: not a URL; give an http:// or https:// URL")
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as e:
+        raise ValueError(f"alert webhook {url!r}: not a URL ({e}); give an http:// or https:// URL") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"alert webhook {url!r}: scheme {parts.scheme or '(none)'!r} is not allowed; "
+                         "give an http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError(f"alert webhook {url!r}: no host; give an http:// or https:// URL")
+    return url.strip()
+
+
 def send_alert(url: str | None, payload: dict[str, Any], *, timeout: float = 5.0) -> threading.Thread | None:
     """POST ``payload`` as JSON to ``url`` in a daemon thread; failures are logged, never raised.
-    The payload must not hold secrets (it goes to a third party)."""
+    The payload must not hold secrets (it goes to a third party). Only http(s) URLs are posted
+    to (``validate_webhook_url``); any other is refused with an error log, nothing is sent."""
     if not url:
+        return None
+    try:
+        url = validate_webhook_url(url)
+    except ValueError as e:
+        log.error("kill-switch alert not sent: %s", e)
         return None
     body = json.dumps(payload, default=str).encode()
 
@@ -91,7 +117,8 @@ def send_alert(url: str | None, payload: dict[str, Any], *, timeout: float = 5.0
         req = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (user-configured)
+            # the scheme was checked above: http(s) only, the operator's own URL
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310  # nosec B310
                 resp.read()
         except Exception as e:  # noqa: BLE001 - an alert must never take the executor down
             log.error("kill-switch alert to webhook failed: %s", e)
@@ -110,4 +137,5 @@ __all__ = [
     "risk_engine_config",
     "send_alert",
     "trading_state_name",
+    "validate_webhook_url",
 ]

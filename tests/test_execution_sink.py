@@ -22,7 +22,7 @@ UTC = timezone.utc
 T0 = datetime(2025, 6, 17, 14, 0, tzinfo=UTC)
 DAY = date(2025, 6, 17)
 PROTOCOL_METHODS = {"record_decision", "record_trade", "record_open_trade", "record_event", "record_equity",
-                    "record_daily_pnl", "get_open_trades", "flush", "close"}
+                    "record_daily_pnl", "get_open_trades", "get_decided_signal_ids", "flush", "close"}
 
 
 def _decision() -> DecisionRecord:

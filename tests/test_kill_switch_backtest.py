@@ -294,7 +294,7 @@ def test_latch_survives_restart_until_operator_resumes(tmp_path, catalog, capsys
 
 def test_operator_trip_cli_and_next_session_reset_of_daily_latch(tmp_path, catalog, capsys):
     db = f"sqlite:///{tmp_path / 'j.db'}"
-    assert cli_main(["kill-switch", "trip", "--db", db, "--scope", "desk", "--reason", "news"]) == 0
+    assert cli_main(["kill-switch", "trip", "--db", db, "--scope", "desk", "--reason", "news", "--create"]) == 0
     assert "manual: news" in capsys.readouterr().out
     r, rogue = run(catalog, tmp_path, executor={}, db_url=db, control_scope="desk",
                    signals=signals_catalog(tmp_path / "s", [fixture_signal()]))

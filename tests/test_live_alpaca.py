@@ -51,11 +51,9 @@ def bar_dicts(closes: list[float], end: datetime) -> list[dict]:
     return out
 
 
-async def enter_with_resting_stop(srv, strat, bars: list[dict]):
-    """Stream ``bars`` one by one, as the market would, until the executor sends an entry; then
-    one bar trades through the entry's limit (or simply trades, for a market order). Returns the
-    managed position once it is filled and its stop rests at the broker, the last bar's time and
-    the fill level."""
+async def stream_until_entry(srv, strat, bars: list[dict]):
+    """Stream ``bars`` one by one, as the market would, until the executor has an entry order;
+    returns its managed position and how many bars were pushed."""
     pushed = 0
     for b in bars:
         srv.push_bar("QQQ", b)
@@ -65,6 +63,15 @@ async def enter_with_resting_stop(srv, strat, bars: list[dict]):
             break
     mp = await until(lambda: next((m for m in strat.pm.by_signal.values() if m.entry_orders), None),
                      what="an entry order")
+    return mp, pushed
+
+
+async def enter_with_resting_stop(srv, strat, bars: list[dict]):
+    """Stream ``bars`` one by one, as the market would, until the executor sends an entry; then
+    one bar trades through the entry's limit (or simply trades, for a market order). Returns the
+    managed position once it is filled and its stop rests at the broker, the last bar's time and
+    the fill level."""
+    mp, pushed = await stream_until_entry(srv, strat, bars)
     oid = next(iter(mp.entry_orders))
     await until(lambda: _has(srv, oid), what="the entry at the broker")
     last, t = bars[pushed - 1]["c"], bars[pushed - 1]["t"]
@@ -169,13 +176,7 @@ def test_stopping_the_node_cancels_its_working_entry_and_sends_nothing_after(tmp
 
         async def scenario(live):
             strat = live.strategy
-            for b in bars:
-                srv.push_bar("QQQ", b)
-                await asyncio.sleep(0.02)
-                if any(mp.entry_orders for mp in strat.pm.by_signal.values()):
-                    break
-            mp = await until(lambda: next((m for m in strat.pm.by_signal.values() if m.entry_orders), None),
-                             what="an entry order")
+            mp, _pushed = await stream_until_entry(srv, strat, bars)
             oid = next(iter(mp.entry_orders))
             await until(lambda: _has(srv, oid) and srv.order(oid)["status"] in ("new", "accepted"),
                         what="the entry working at the broker")

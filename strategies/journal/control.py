@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
@@ -88,6 +89,20 @@ class ControlStore:
             rec = s.get(ExecutorControlRecord, key)
             if rec is not None:
                 s.delete(rec)
+
+    def scopes(self) -> set[str | None]:
+        """The scopes with at least one key in executor_control (None: the live executor's)."""
+        with self._sessions() as s:
+            keys = s.scalars(select(ExecutorControlRecord.key)).all()
+        return {k.split(":", 1)[0] if ":" in k else None for k in keys}
+
+    def scope_known(self) -> bool:
+        """True when executor_control has a key of this store's scope (an executor or operator
+        has used it); the CLI refuses an unknown scope unless told to create it."""
+        prefix = None if self.scope is None else f"{self.scope}:"
+        with self._sessions() as s:
+            keys = s.scalars(select(ExecutorControlRecord.key)).all()
+        return any((":" not in k) if prefix is None else k.startswith(prefix) for k in keys)
 
     # kill switch latch
     def kill_switch(self) -> KillSwitchLatch:

@@ -162,6 +162,21 @@ class JournalReader:
         with self._sessions() as s:
             return list(s.scalars(select(D).where(*conds).order_by(D.ts, D.id)).all())
 
+    def get_decided_signal_ids(self, since: datetime | None = None) -> dict[str, datetime]:
+        """Signal id -> time of its first decision, for this run's decisions taken at or after
+        ``since`` (None: all of them). What a restarted executor loads to refuse a re-sent signal
+        id (``duplicate_signal``); rows without a signal id (malformed input) are skipped."""
+        from sqlalchemy import func
+
+        D = SignalDecisionRecord
+        conds = [run_filter(D.run_id, self.run_id), D.signal_id.is_not(None), D.signal_id != "",
+                 or_(D.reason_code.is_(None), D.reason_code != "invalid_signal")]  # never understood
+        if since is not None:
+            conds.append(D.ts >= _aware("since", since))
+        with self._sessions() as s:
+            rows = s.execute(select(D.signal_id, func.min(D.ts)).where(*conds).group_by(D.signal_id)).all()
+        return {sid: _aware("ts", ts) for sid, ts in rows}
+
     def get_events(self, kind: str | None = None) -> list[ExecutorEventRecord]:
         V = ExecutorEventRecord
         conds = [run_filter(V.run_id, self.run_id)]

@@ -105,6 +105,12 @@ class JournalSink:
         self.flush()
         return self.writer.get_open_trades()
 
+    def get_decided_signal_ids(self, since: datetime | None = None) -> dict[str, datetime]:
+        """Flush, then this run's decided signal ids with their first decision's time (see
+        JournalReader.get_decided_signal_ids)."""
+        self.flush()
+        return self.writer.get_decided_signal_ids(since)
+
     # ── the seed's write methods, durable like record_trade ──
     def record_entry(self, signal: Any, order_result: Any, position: Any) -> int:
         return self._put_and_wait(_trade_op(entry_record(signal, order_result, position, self.run_id)))
