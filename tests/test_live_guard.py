@@ -248,9 +248,10 @@ def test_keys_never_appear_in_any_output_of_a_live_run(tmp_path):
 @pytest.mark.parametrize("state", [{"trading_blocked": True}, {"status": "ACCOUNT_CLOSED"}])
 def test_account_blocked_while_running_trips_the_kill_switch(state, tmp_path):
     from strategies.journal.models import ExecutorEventRecord
-    from strategies.live import LiveSpec, build_live_node
+    from strategies.live import LiveSpec
     from strategies.risk_control import current_trading_state
-    from tests.node_harness import drive, until
+    from tests.node_harness import until
+    from tests.test_live_alpaca import run_live
 
     db = f"sqlite:///{tmp_path / 'live.db'}"
     with FakeAlpacaServer(keys={KEY: SECRET}) as srv:
@@ -258,10 +259,8 @@ def test_account_blocked_while_running_trips_the_kill_switch(state, tmp_path):
                         trading_url=srv.trading_url, trading_stream_url=srv.stream_url, data_url=srv.data_url,
                         data_stream_url=srv.data_stream_url, calendar="24/7", log_level="ERROR",
                         control_poll_seconds=1.0)
-        loop = asyncio.new_event_loop()
-        live = build_live_node(spec, loop=loop)
 
-        async def scenario():
+        async def scenario(live):
             strat = live.strategy
             assert not strat.kill_switch.is_active
             srv.set_account_state(**state)
@@ -272,14 +271,7 @@ def test_account_blocked_while_running_trips_the_kill_switch(state, tmp_path):
             await until(lambda: current_trading_state(live.node.kernel) == "HALTED", what="HALTED")
             await until(lambda: live.control.kill_switch().active, what="the persisted latch")
 
-        try:
-            drive(live.node, loop, lambda: live.strategy.is_running, scenario, 30.0)
-        finally:
-            live.node.dispose()
-            live.journal.close()
-            live.control.close()
-            if not loop.is_closed():
-                loop.close()
+        run_live(spec, scenario, 30.0)
     eng = create_engine(db)
     with eng.connect() as c:
         events = c.execute(select(ExecutorEventRecord.kind, ExecutorEventRecord.message)).all()
