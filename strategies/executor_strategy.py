@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from nautilus_trader.config import StrategyConfig
-from nautilus_trader.core.datetime import unix_nanos_to_dt
+from nautilus_trader.core.datetime import dt_to_unix_nanos, unix_nanos_to_dt
 from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.enums import OrderSide, TimeInForce, TriggerType
 from nautilus_trader.model.identifiers import ClientId, ClientOrderId, InstrumentId, Venue
@@ -870,7 +870,7 @@ class ExecutorStrategy(Strategy):
         cutoff = self.exit_monitor.eod_cutoff(session_open)
         if cutoff is None:
             return
-        at = int(cutoff.timestamp() * 1_000_000) * 1_000
+        at = dt_to_unix_nanos(cutoff)
         if at <= self.clock.timestamp_ns():
             return
         self._eod_seq += 1

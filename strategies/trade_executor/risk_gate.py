@@ -183,6 +183,11 @@ def _holdings(account: AccountState) -> list[_Holding]:
     return out
 
 
+def _units_within(room: float, per_unit: float) -> int:
+    """Whole shares (contracts) of ``per_unit`` each that fit in ``room`` (0 when none is left)."""
+    return floor_shares(room / per_unit) if room > 0 else 0
+
+
 def _r(x: float) -> float:
     return round(float(x), 6)
 
@@ -498,7 +503,7 @@ class RiskGate:
         # 10. single-stock (underlying) exposure -----------------------------------------------
         cap = cfg.max_single_stock_exposure * equity
         net = sum(h.capital for h in holdings if h.underlying == underlying)
-        allowed = floor_shares((cap - s * net) / unit_exposure) if cap - s * net > 0 else 0
+        allowed = _units_within(cap - s * net, unit_exposure)
         details.update(single_stock_cap=_r(cap), underlying_exposure_before=_r(net),
                        single_stock_allowed_shares=allowed)
         if shares > allowed:
@@ -517,7 +522,7 @@ class RiskGate:
         if itype == "option" and unit_delta > 0:
             dcap = cfg.max_option_delta_exposure * equity
             dnow = sum(h.option_delta for h in holdings if h.underlying == underlying)
-            dallowed = floor_shares((dcap - dnow) / unit_delta) if dcap - dnow > 0 else 0
+            dallowed = _units_within(dcap - dnow, unit_delta)
             details.update(option_delta_cap=_r(dcap), option_delta_before=_r(dnow),
                            option_delta_allowed_contracts=dallowed)
             if shares > dallowed:
@@ -538,7 +543,7 @@ class RiskGate:
         if sector is not None:
             scap = cfg.max_sector_exposure * equity
             snet = sum(h.capital for h in holdings if h.sector == sector)
-            sallowed = floor_shares((scap - s * snet) / unit_exposure) if scap - s * snet > 0 else 0
+            sallowed = _units_within(scap - s * snet, unit_exposure)
             details.update(sector_cap=_r(scap), sector_exposure_before=_r(snet),
                            sector_allowed_shares=sallowed)
             if shares > sallowed:
@@ -558,7 +563,7 @@ class RiskGate:
             pending_notional(o) for o in account.pending_orders)
         per_share = unit_cost * (1.0 + cfg.slippage_buffer)
         room = float(account.buying_power) - pend
-        ballowed = floor_shares(room / per_share) if room > 0 else 0
+        ballowed = _units_within(room, per_share)
         details.update(pending_notional=_r(pend), slippage_buffer=cfg.slippage_buffer,
                        buying_power_per_share=_r(per_share), buying_power_allowed_shares=ballowed)
         if shares > ballowed:
