@@ -681,7 +681,11 @@ def test_stale_staging_folders_are_removed_and_reported(tmp_path, capsys, catalo
     other = parent / ".othercatalog.staging-999999999-0123456789ab"  # another catalog's
     for d in (gone, old, fresh, live, other):
         (d / "data").mkdir(parents=True)
-    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    # ages against the process clock (the filesystem stamps real time: under faketime the two differ)
+    now = time.time()
+    for d in (gone, fresh, live, other):
+        os.utime(d, (now, now))
+    os.utime(old, (now - 3600, now - 3600))
     code, out, err = run_cli(capsys, str(write_csv(tmp_path, "SPY.csv", GOOD_ROWS)), "--tz", "UTC",
                              "--catalog", str(catalog_with_qqq))
     assert (code, err) == (0, "")
