@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
+from strategies.trade_executor.commands import DecisionRecord  # the core's record, re-exported
+
 TRADE_COLUMNS: tuple[str, ...] = (
     "signal_id",
     "ticker",
@@ -38,27 +40,6 @@ TRADE_COLUMNS: tuple[str, ...] = (
     "exit_time",
     "metadata_json",
 )
-
-
-@dataclass
-class DecisionRecord:
-    """One TradeSignal received and what became of it."""
-
-    ts: datetime  # engine time the decision was taken
-    signal_id: str
-    ticker: str
-    timeframe: str
-    signal_type: str
-    direction: str
-    conviction: int
-    approved: bool
-    reason_code: str | None  # RiskDecision code, or "no_instrument" / "invalid_signal" / ...
-    reason: str | None
-    instrument: str | None  # what would be / was traded
-    instrument_type: str | None
-    shares: int
-    details: dict[str, Any] = field(default_factory=dict)  # the numbers the decision used
-    order_ids: list[str] = field(default_factory=list)
 
 
 @runtime_checkable

@@ -24,6 +24,7 @@ has been sold back and no entry order is working.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -221,6 +222,103 @@ class ManagedPosition:
     def reserved_add_qty(self) -> int:
         return self.plan.add_shares if self.scale_in == "waiting" else 0
 
+    # ── journal rows (trade_executions) ──────────────────────────────────────────────────────
+    def to_row(self, now: datetime, *, closed: bool, broker: str, exit_px: float | None = None,
+               pnl: float | None = None, pnl_pct: float | None = None, fees: float | None = None,
+               gross: float | None = None) -> dict[str, Any]:
+        """The trade's ``trade_executions`` row (TRADE_COLUMNS): ``open`` after entry fills (with
+        everything a restarted executor needs in its metadata), ``closed`` at the end."""
+        pos = self.position
+        if pos is None:
+            raise ValueError(f"{self.signal_id}: no row before the first entry fill")
+        meta: dict[str, Any] = {
+            "signal_direction": self.signal.direction, "signal_type": self.signal.signal_type.value,
+            "timeframe": self.signal.timeframe, "multiplier": pos.multiplier,
+            "entry_tactic": self.plan.tactic, "scale_in": self.scale_in,
+            "underlying": pos.underlying, "sector": pos.sector,
+        }
+        if self.decision.instrument_type == "option":
+            om = self.decision.etf_metadata or {}
+            meta["option"] = {"strike": om.get("strike"), "expiry": om.get("expiry"), "kind": om.get("kind"),
+                              "iv": om.get("iv"), "delta": om.get("delta"), "multiplier": om.get("multiplier"),
+                              "underlying_entry": self.underlying_entry, "entry_bid": om.get("bid"),
+                              "entry_ask": om.get("ask"),
+                              "exit_bid": self.exit_quote[0] if self.exit_quote else None,
+                              "exit_ask": self.exit_quote[1] if self.exit_quote else None,
+                              "levels_in": "underlying"}
+        if closed:
+            meta.update({"fees": round(fees or 0.0, 2), "gross_pnl": round(gross or 0.0, 2),
+                         "exit_order_id": self.exit_order_id, "exits_fired": self.exit_fired})
+        else:
+            meta.update({"entry_fees": round(self.entry_fees, 2), "last_price": pos.current_price,
+                         "last_price_time": now.isoformat(), "signal": self.signal.to_dict(),
+                         "instrument": self.instrument, "entry_order_id": self.entry_order_id,
+                         "decision": {"instrument_type": self.decision.instrument_type,
+                                      "ticker": self.decision.ticker, "leverage": self.decision.leverage,
+                                      "is_inverse": self.decision.is_inverse,
+                                      "etf_metadata": self.decision.etf_metadata},
+                         "underlying_entry": self.underlying_entry, "stop_order_id": self.stop_order_id})
+        return {
+            "signal_id": self.signal.signal_id,
+            "ticker": pos.ticker,
+            "instrument_type": pos.instrument_type,
+            "original_ticker": self.signal.ticker,
+            "leverage": pos.leverage,
+            "direction": pos.direction,
+            "trade_type": pos.trade_type,
+            "entry_price": round(pos.entry_price, 4),
+            "exit_price": round(exit_px, 4) if closed and exit_px is not None else None,
+            "shares": self.exit_filled_qty if closed else self.open_qty,
+            "stop_loss": round(pos.stop_loss, 4),
+            "target_price": None if pos.target_price is None else round(pos.target_price, 4),
+            "conviction": self.signal.conviction,
+            "status": "closed" if closed else "open",
+            "exit_reason": self.exit_reason if closed else None,
+            "pnl": pnl if closed else None,
+            "pnl_pct": round(pnl_pct, 6) if closed and pnl_pct is not None else None,
+            "broker": broker,
+            "order_id": self.entry_order_id,
+            "entry_time": pos.entry_time,
+            "exit_time": now if closed else None,
+            "metadata_json": json.dumps(meta),
+        }
+
+    @classmethod
+    def from_row(cls, row: Any, meta: dict[str, Any], *, default_instrument: str,
+                 sector: str | None = None) -> ManagedPosition:
+        """An open journal row (``to_row(closed=False)``) back as a managed position holding its
+        filled entry. ``row`` has the row's columns as attributes; raises ValueError/KeyError when
+        the row lacks what is needed."""
+        signal = TradeSignal.from_dict(meta["signal"])
+        d = meta.get("decision") or {}
+        decision = InstrumentDecision(
+            instrument_type=d.get("instrument_type", row.instrument_type), ticker=d.get("ticker", row.ticker),
+            original_signal_ticker=signal.ticker, leverage=float(d.get("leverage", row.leverage or 1.0)),
+            is_inverse=bool(d.get("is_inverse", False)), etf_metadata=d.get("etf_metadata"), tradeable=True,
+            reason="restored from the journal")
+        plan = EntryPlan("market", row.shares, row.shares, "market", None, None, 0, "restored from the journal")
+        mp = cls(signal=signal, decision=decision, plan=plan,
+                 instrument=meta.get("instrument") or default_instrument,
+                 direction=row.direction, stop_loss=float(row.stop_loss),
+                 target_price=row.target_price, entry_order_id=row.order_id or "",
+                 underlying_entry=meta.get("underlying_entry"))
+        mp.position = Position(
+            ticker=row.ticker, direction=row.direction, entry_price=row.entry_price,
+            current_price=float(meta.get("last_price") or row.entry_price), shares=row.shares,
+            stop_loss=float(row.stop_loss), target_price=row.target_price, entry_time=row.entry_time,
+            signal_id=signal.signal_id, trade_type=row.trade_type, instrument_type=row.instrument_type,
+            leverage=float(row.leverage or 1.0), underlying=signal.ticker, sector=sector,
+            multiplier=float(meta.get("multiplier") or 1.0),
+            delta=(decision.etf_metadata or {}).get("delta") if decision.instrument_type == "option" else None,
+        )
+        mp.entry_filled_qty = row.shares
+        mp.entry_value = row.entry_price * row.shares
+        mp.entry_fees = float(meta.get("entry_fees") or 0.0)
+        mp.order_roles[mp.entry_order_id] = "entry"
+        mp.fills.append(Fill(mp.entry_order_id, "entry", row.shares, row.entry_price, mp.entry_fees,
+                             row.entry_time))
+        return mp
+
 
 class PositionManager:
     def __init__(self) -> None:
@@ -262,6 +360,14 @@ class PositionManager:
             raise ValueError(f"role must be 'exit' or 'stop', got {role!r}")
         mp.order_roles[order_id] = role
         self.by_order[order_id] = mp
+
+    def restore(self, mp: ManagedPosition) -> None:
+        """Take over a position rebuilt from the journal (``ManagedPosition.from_row``)."""
+        if mp.signal_id in self.by_signal:
+            raise ValueError(f"signal_id {mp.signal_id!r} already has a position")
+        self.by_signal[mp.signal_id] = mp
+        for oid in mp.order_roles:
+            self.by_order[oid] = mp
 
     def role_of(self, order_id: str) -> Role | None:
         mp = self.by_order.get(order_id)
