@@ -20,6 +20,7 @@ import json
 import shutil
 import sqlite3
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ from backtests.check import (
 from backtests.fills import FILL_COLUMNS, bar_index, last_bar_index
 from backtests.runner import BacktestSpec, run_backtest, write_signals
 from strategies.signal_data import TradeSignalData
-from strategies.trade_executor import TradeSignal
+from tests import builders
 
 MON = datetime(2025, 6, 16, 13, 30, tzinfo=timezone.utc)  # 09:30 ET
 TUE = datetime(2025, 6, 17, 13, 30, tzinfo=timezone.utc)
@@ -61,12 +62,8 @@ def _bar_rows(closes: list[float], start: datetime) -> list[list]:
     return rows
 
 
-def _signal(ts: datetime, **over) -> TradeSignal:
-    kw = dict(signal_type="cloud_flip_bullish", direction="long", ticker="QQQ", timeframe="10m", conviction=80,
-              entry_price=100.00, stop_loss=99.00, target_price=102.00, cloud_states=[], timestamp=ts,
-              metadata={"volume_confirmed": True})
-    kw.update(over)
-    return TradeSignal(**kw)
+# a long QQQ 10m cloud flip at 100, stop 99, target 102, volume confirmed
+_signal = partial(builders.signal, stop=99.0, target=102.0, signal_type="cloud_flip_bullish")
 
 
 def crafted_run(tmp: Path, url: str) -> Path:
@@ -80,9 +77,9 @@ def crafted_run(tmp: Path, url: str) -> Path:
         w.writerows(_bar_rows(up, MON) + _bar_rows(down, TUE))
     catalog = tmp / "catalog"
     catalog_io.import_files(catalog, [csv_path], tz="UTC", label="open")
-    sigs = [_signal(MON + timedelta(minutes=30)),
-            _signal(MON + timedelta(minutes=31), signal_type="trend_aligned_long", conviction=30),
-            _signal(TUE + timedelta(minutes=30))]
+    sigs = [_signal(ts=MON + timedelta(minutes=30)),
+            _signal(ts=MON + timedelta(minutes=31), signal_type="trend_aligned_long", conviction=30),
+            _signal(ts=TUE + timedelta(minutes=30))]
     rows = [TradeSignalData.from_signal(s, ts_event=int(s.timestamp.timestamp() * 1e9),
                                         ts_init=int(s.timestamp.timestamp() * 1e9)) for s in sigs]
     write_signals(tmp / "signals", rows)

@@ -7,7 +7,8 @@ Base position: long AAPL day trade, 100 shares, entry 100, stop 95 (risk 5), no 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import datetime
+from functools import partial
 
 import pandas as pd
 import pytest
@@ -19,26 +20,14 @@ from strategies.trade_executor import (
     ExitDecision,
     ExitMonitor,
     MarketCalendar,
-    Position,
 )
-
-UTC = timezone.utc
-
-
-def utc(*a):
-    return datetime(*a, tzinfo=UTC)
-
+from tests import builders
+from tests.builders import utc
 
 ENTRY = utc(2025, 7, 1, 14, 0)
 
-
-def pos(direction="long", entry=100.0, stop=None, target=None, trade_type="day", entry_time=ENTRY,
-        ticker="AAPL", **extra):
-    if stop is None:
-        stop = 95.0 if direction == "long" else 105.0
-    return Position(ticker=ticker, direction=direction, entry_price=entry, current_price=entry,
-                    shares=100, stop_loss=stop, target_price=target, entry_time=entry_time,
-                    signal_id="s", trade_type=trade_type, **extra)
+# long 100 AAPL day trade @ 100, stop 95 (short: 105), no target
+pos = partial(builders.position, ticker="AAPL", shares=100, risk=5.0, entry_time=ENTRY, signal_id="s")
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +48,8 @@ def test_stop_loss_long(mon):
 
 
 def test_stop_loss_short(mon):
-    assert mon.check_stop_loss(pos("short"), 105.0)
-    assert not mon.check_stop_loss(pos("short"), 104.99)
+    assert mon.check_stop_loss(pos(direction="short"), 105.0)
+    assert not mon.check_stop_loss(pos(direction="short"), 104.99)
 
 
 # ── profit target ───────────────────────────────────────────────────────────────────────────
@@ -70,13 +59,13 @@ def test_profit_target_default_two_to_one(mon):
     assert mon.check_profit_target(pos(), 110.0)
     assert not mon.check_profit_target(pos(), 109.99)
     # short: 100 - 2 x 5 = 90
-    assert mon.check_profit_target(pos("short"), 90.0)
-    assert not mon.check_profit_target(pos("short"), 90.01)
+    assert mon.check_profit_target(pos(direction="short"), 90.0)
+    assert not mon.check_profit_target(pos(direction="short"), 90.01)
 
 
 def test_profit_target_explicit_and_configured(mon):
-    assert mon.check_profit_target(pos(target=104.0), 104.0)
-    assert not mon.check_profit_target(pos(target=104.0), 103.99)
+    assert mon.check_profit_target(pos(target_price=104.0), 104.0)
+    assert not mon.check_profit_target(pos(target_price=104.0), 103.99)
     m3 = ExitMonitor(ExecutorConfig(reward_to_risk_target=3.0), calendar=MarketCalendar())
     assert m3.target_price(pos()) == 115.0  # 100 + 3 x 5
 
@@ -92,8 +81,8 @@ def test_time_stop_needs_no_progress(mon):
     now = utc(2025, 7, 1, 16, 30)
     assert mon.check_time_stop(pos(), now=now, current_price=99.0)
     assert not mon.check_time_stop(pos(), now=now, current_price=100.01)  # progress
-    assert mon.check_time_stop(pos("short"), now=now, current_price=100.0)
-    assert not mon.check_time_stop(pos("short"), now=now, current_price=99.99)
+    assert mon.check_time_stop(pos(direction="short"), now=now, current_price=100.0)
+    assert not mon.check_time_stop(pos(direction="short"), now=now, current_price=99.99)
     # defaults to the position's own price (100 = entry -> no progress)
     assert mon.check_time_stop(pos(), now=now)
 
@@ -168,14 +157,14 @@ def test_momentum_exhaustion_long(mon):
     on_edge = GREEN_ABOVE[:2] + [bar(99.8, 100.0)]  # closes ON the upper edge: not outside
     assert not mon.check_momentum_exhaustion(pos(), on_edge)
     # a short position is not in profit above the cloud
-    assert not mon.check_momentum_exhaustion(pos("short"), GREEN_ABOVE)
+    assert not mon.check_momentum_exhaustion(pos(direction="short"), GREEN_ABOVE)
 
 
 def test_momentum_exhaustion_short():
     m = ExitMonitor(ExecutorConfig(), calendar=MarketCalendar())
     red_below = [bar(98.8, 98.5), bar(98.5, 98.1), bar(98.1, 97.7)]  # < fast_lower 99
-    assert m.check_momentum_exhaustion(pos("short"), red_below)
-    assert not m.check_momentum_exhaustion(pos("short"), red_below[:2] + [bar(97.5, 97.7)])
+    assert m.check_momentum_exhaustion(pos(direction="short"), red_below)
+    assert not m.check_momentum_exhaustion(pos(direction="short"), red_below[:2] + [bar(97.5, 97.7)])
 
 
 def test_momentum_exhaustion_dataframe_and_nan(mon):
@@ -193,7 +182,7 @@ def test_momentum_exhaustion_missing_column(mon):
 
 def test_momentum_exhaustion_inverse_etf_reads_underlying(mon):
     # long SQQQ (leverage -3) = short QQQ: QQQ bars red below the fast cloud are its profit side
-    sqqq = pos(ticker="SQQQ", entry=20.0, stop=19.0, leverage=-3.0, underlying="QQQ",
+    sqqq = pos(ticker="SQQQ", price=20.0, stop=19.0, leverage=-3.0, underlying="QQQ",
                instrument_type="leveraged_etf")
     red_below = [bar(98.8, 98.5), bar(98.5, 98.1), bar(98.1, 97.7)]
     assert mon.check_momentum_exhaustion(sqqq, red_below)
@@ -210,15 +199,15 @@ def cloud(bullish, name="fast"):
 def test_cloud_flip(mon):
     assert mon.check_cloud_flip(pos(), [cloud(False), cloud(True, "macro")])
     assert not mon.check_cloud_flip(pos(), [cloud(True), cloud(False, "macro")])
-    assert mon.check_cloud_flip(pos("short"), [cloud(True)])
-    assert not mon.check_cloud_flip(pos("short"), [cloud(False)])
+    assert mon.check_cloud_flip(pos(direction="short"), [cloud(True)])
+    assert not mon.check_cloud_flip(pos(direction="short"), [cloud(False)])
     assert not mon.check_cloud_flip(pos(), [cloud(False, "macro")])  # no fast cloud
     assert not mon.check_cloud_flip(pos(), [])
     assert mon.check_cloud_flip(pos(), {"fast": cloud(False)})  # mapping form
 
 
 def test_cloud_flip_inverse_etf(mon):
-    sqqq = pos(ticker="SQQQ", entry=20.0, stop=19.0, leverage=-3.0, underlying="QQQ",
+    sqqq = pos(ticker="SQQQ", price=20.0, stop=19.0, leverage=-3.0, underlying="QQQ",
                instrument_type="leveraged_etf")
     assert mon.check_cloud_flip(sqqq, [cloud(True)])  # QQQ turning bullish hurts long SQQQ
     assert not mon.check_cloud_flip(sqqq, [cloud(False)])
@@ -230,7 +219,7 @@ def test_trailing_stop_swing(mon):
     assert mon.check_trailing_stop(swing, [bar(99.5, 98.99)])  # < pullback_lower 99
     assert not mon.check_trailing_stop(swing, [bar(99.5, 99.0)])  # on the edge
     assert not mon.check_trailing_stop(pos(trade_type="day"), [bar(99.5, 98.0)])
-    short = pos("short", trade_type="swing")
+    short = pos(direction="short", trade_type="swing")
     assert mon.check_trailing_stop(short, [bar(99.0, 99.51)])  # > pullback_upper 99.5
     assert not mon.check_trailing_stop(short, [bar(99.0, 99.5)])
     assert not mon.check_trailing_stop(swing, [])
@@ -238,7 +227,7 @@ def test_trailing_stop_swing(mon):
 
 # ── max hold (leveraged ETFs) ───────────────────────────────────────────────────────────────
 def etf_pos(lev=3.0, trade_type="swing"):
-    return pos(ticker="TQQQ", entry=80.0, stop=76.0, leverage=lev, underlying="QQQ",
+    return pos(ticker="TQQQ", price=80.0, stop=76.0, leverage=lev, underlying="QQQ",
                instrument_type="leveraged_etf", trade_type=trade_type)
 
 

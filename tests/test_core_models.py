@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -18,9 +18,8 @@ from strategies.trade_executor import (
     SignalType,
     TradeSignal,
 )
+from tests.builders import T0, UTC
 
-UTC = timezone.utc
-T0 = datetime(2025, 7, 1, 15, 0, tzinfo=UTC)
 
 FAST = CloudState("fast", 101.0, 100.0, True, 0.0099, True, False, False)
 MACRO = CloudState("macro", 98.0, 97.0, True, 0.0099, True, False, False)

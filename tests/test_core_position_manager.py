@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
+from functools import partial
 
 import pytest
 
-from strategies.trade_executor import ExecutorConfig, InstrumentDecision, TradeSignal
+from strategies.trade_executor import ExecutorConfig
 from strategies.trade_executor.position_manager import (
     CloudEdges,
     EntryPlanner,
@@ -14,21 +15,14 @@ from strategies.trade_executor.position_manager import (
     pullback_verdict,
     underlying_to_instrument,
 )
+from tests import builders
+from tests.builders import stock_decision as stock
+from tests.builders import utc
 
-T0 = datetime(2025, 7, 1, 14, 0, tzinfo=timezone.utc)
+T0 = utc(2025, 7, 1, 14, 0)
 
-
-def sig(conviction=80, volume=True, direction="long", entry=101.0, tf="1m", **kw):
-    stop = entry - 1 if direction == "long" else entry + 1
-    return TradeSignal(signal_type="cloud_flip_bullish" if direction == "long" else "cloud_flip_bearish",
-                       direction=direction, ticker="QQQ", timeframe=tf, conviction=conviction,
-                       entry_price=entry, stop_loss=stop, target_price=None, cloud_states=[], timestamp=T0,
-                       metadata={"volume_confirmed": volume} if volume is not None else {}, **kw)
-
-
-def stock(ticker="QQQ"):
-    return InstrumentDecision(instrument_type="stock", ticker=ticker, original_signal_ticker=ticker,
-                              leverage=1.0, is_inverse=False, etf_metadata=None)
+# long QQQ 1m cloud flip at 101, stop 100 (short ones pass signal_type="cloud_flip_bearish")
+sig = partial(builders.signal, entry=101.0, risk=1.0, timeframe="1m", ts=T0, signal_type="cloud_flip_bullish")
 
 
 PB = CloudEdges(100.20, 100.2222)
@@ -45,7 +39,7 @@ PB = CloudEdges(100.20, 100.2222)
 ])
 def test_tactic_by_conviction_and_volume(conviction, volume, scale, tactic):
     planner = EntryPlanner(ExecutorConfig(scale_in_enabled=scale))
-    assert planner.tactic_for(sig(conviction, volume))[0] == tactic
+    assert planner.tactic_for(sig(conviction=conviction, volume_confirmed=volume))[0] == tactic
 
 
 @pytest.mark.parametrize("high,medium,conviction,volume,tactic", [
@@ -56,9 +50,10 @@ def test_tactic_by_conviction_and_volume(conviction, volume, scale, tactic):
 ])
 def test_order_type_per_conviction_band_is_the_users_setting(high, medium, conviction, volume, tactic):
     cfg = ExecutorConfig(high_conviction_order_type=high, medium_conviction_order_type=medium)
-    tac, why = EntryPlanner(cfg).tactic_for(sig(conviction, volume))
+    s = sig(conviction=conviction, volume_confirmed=volume)
+    tac, why = EntryPlanner(cfg).tactic_for(s)
     assert tac == tactic
-    plan = EntryPlanner(cfg).plan(sig(conviction, volume), 100, price=101.0, direction="long", cloud=PB)
+    plan = EntryPlanner(cfg).plan(s, 100, price=101.0, direction="long", cloud=PB)
     assert plan.order_type == ("limit" if tactic == "limit_at_cloud" else "market")
     if tactic == "limit_at_cloud":
         assert plan.limit_price == 100.22 and "high_conviction_order_type=limit" in why
@@ -77,40 +72,41 @@ def test_market_plan_sends_everything():
 
 
 def test_scale_in_plan_splits_by_initial_pct_never_beyond_total():
-    p = EntryPlanner().plan(sig(volume=False), 149, price=101.0, direction="long")
+    p = EntryPlanner().plan(sig(volume_confirmed=False), 149, price=101.0, direction="long")
     assert (p.first_shares, p.add_shares, p.total_shares) == (74, 75, 149)
-    p = EntryPlanner(ExecutorConfig(scale_in_initial_pct=0.3)).plan(sig(volume=False), 10, price=101.0,
+    p = EntryPlanner(ExecutorConfig(scale_in_initial_pct=0.3)).plan(sig(volume_confirmed=False), 10, price=101.0,
                                                                    direction="long")
     assert (p.first_shares, p.add_shares) == (3, 7)
-    p = EntryPlanner().plan(sig(volume=False), 1, price=101.0, direction="long")
+    p = EntryPlanner().plan(sig(volume_confirmed=False), 1, price=101.0, direction="long")
     assert (p.first_shares, p.add_shares) == (1, 0)  # one share cannot be split
 
 
 def test_limit_at_the_pullback_cloud_edge_rounded_to_the_tick():
-    p = EntryPlanner().plan(sig(60), 148, price=101.0, direction="long", cloud=PB)
+    p = EntryPlanner().plan(sig(conviction=60), 148, price=101.0, direction="long", cloud=PB)
     assert (p.order_type, p.limit_price, p.expire_bars) == ("limit", 100.22, 5)  # floor(100.2222)
-    short = sig(60, direction="short", entry=99.0)
+    short = sig(conviction=60, direction="short", entry=99.0, signal_type="cloud_flip_bearish")
     p = EntryPlanner().plan(short, 10, price=99.0, direction="short", cloud=CloudEdges(99.7777, 99.80))
     assert p.limit_price == 99.78  # lower edge for a short, rounded up (never through it)
 
 
 def test_limit_never_through_the_market_and_falls_back_to_the_signal_price():
     # cloud above the price for a long (price already pulled back): limit at the price itself
-    p = EntryPlanner().plan(sig(60), 10, price=100.10, direction="long", cloud=PB)
+    p = EntryPlanner().plan(sig(conviction=60), 10, price=100.10, direction="long", cloud=PB)
     assert p.limit_price == 100.10
-    p = EntryPlanner().plan(sig(60, entry=101.0), 10, price=101.5, direction="long", cloud=None)
+    p = EntryPlanner().plan(sig(conviction=60, entry=101.0), 10, price=101.5, direction="long", cloud=None)
     assert p.limit_price == 101.0 and "warming up" in p.reason
 
 
 def test_limit_for_a_leveraged_etf_is_translated_from_the_underlying():
     # underlying 101.00, cloud edge 100.2222: -0.770%; TQQQ 50.00 x (1 - 3 x 0.770%) = 48.8449 -> 48.84
     assert underlying_to_instrument(100.2222, 101.0, 50.0, 3.0) == pytest.approx(48.844851, abs=1e-6)
-    p = EntryPlanner().plan(sig(60), 10, price=50.0, direction="long", cloud=PB, underlying_price=101.0,
+    p = EntryPlanner().plan(sig(conviction=60), 10, price=50.0, direction="long", cloud=PB, underlying_price=101.0,
                             leverage=3.0)
     assert p.limit_price == 48.84
     # a short signal bought as an inverse fund (L=-3): the short's limit edge is the cloud's lower
     # edge above the price; SQQQ 20.00 at QQQ 99.00 -> edge 99.80 is +0.808% -> SQQQ 19.52
-    p = EntryPlanner().plan(sig(60, direction="short", entry=99.0), 10, price=20.0, direction="long",
+    short = sig(conviction=60, direction="short", entry=99.0, signal_type="cloud_flip_bearish")
+    p = EntryPlanner().plan(short, 10, price=20.0, direction="long",
                             cloud=CloudEdges(99.80, 99.90), underlying_price=99.0, leverage=-3.0)
     assert p.limit_price == 19.51  # 19.5151... floored to the tick for a buy
 
@@ -146,7 +142,7 @@ def test_pullback_verdict_without_clouds():
 # ── position manager ────────────────────────────────────────────────────────────────────────
 def opened(plan_shares=148, scale=False):
     pm = PositionManager()
-    s = sig(volume=not scale)
+    s = sig(volume_confirmed=not scale)
     plan = EntryPlanner().plan(s, plan_shares, price=101.0, direction="long")
     mp = pm.open(s, stock(), plan, instrument="QQQ.XNAS", direction="long", stop_loss=100.0, target_price=103.0,
                  order_id="E1")

@@ -8,60 +8,31 @@ The stock sizer gives risk 5,000 / 50 = 100 shares, capped to 15,000 / 200 = 75 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
+from functools import partial
 
 import pytest
 
 from strategies.trade_executor import (
-    AccountState,
     ExecutorConfig,
     InstrumentDecision,
     InstrumentMode,
     InstrumentRouter,
     MarketCalendar,
     PendingOrder,
-    Position,
     PositionSize,
     RiskGate,
-    TradeSignal,
     underlying_exposure,
 )
+from tests import builders
+from tests.builders import utc
 
-UTC = timezone.utc
-T_OPEN = datetime(2025, 7, 1, 15, 0, tzinfo=UTC)
+T_OPEN = builders.T0
+HELD_SINCE = utc(2025, 7, 1, 14)
 
-
-def utc(*a):
-    return datetime(*a, tzinfo=UTC)
-
-
-def sig(ticker="AAPL", direction="long", entry=200.0, stop=None, conviction=80, ts=T_OPEN, tf="10m"):
-    if stop is None:
-        stop = entry - 50.0 if direction == "long" else entry + 50.0
-    return TradeSignal(
-        signal_type="cloud_cross_bullish" if direction == "long" else "cloud_cross_bearish",
-        direction=direction, ticker=ticker, timeframe=tf, conviction=conviction,
-        entry_price=entry, stop_loss=stop, target_price=None, cloud_states=[], timestamp=ts,
-    )
-
-
-def pos(ticker, direction="long", price=100.0, shares=10, *, underlying=None, leverage=1.0,
-        instrument_type="stock", signal_id=None, sector=None, delta=None, underlying_price=None,
-        multiplier=1.0):
-    return Position(
-        ticker=ticker, direction=direction, entry_price=price, current_price=price, shares=shares,
-        stop_loss=price * (0.9 if direction == "long" else 1.1), target_price=None,
-        entry_time=utc(2025, 7, 1, 14), signal_id=signal_id or f"sig-{ticker}-{direction}",
-        trade_type="day", instrument_type=instrument_type, leverage=leverage,
-        underlying=underlying, sector=sector, delta=delta, underlying_price=underlying_price,
-        multiplier=multiplier,
-    )
-
-
-def acct(equity=100_000.0, bp=200_000.0, positions=(), pending=(), daily_pnl=0.0, starting=None):
-    return AccountState(equity=equity, cash=equity, buying_power=bp, open_positions=list(positions),
-                        daily_pnl=daily_pnl, daily_trades=0, starting_equity=starting,
-                        pending_orders=list(pending))
+sig = partial(builders.signal, ticker="AAPL", entry=200.0, risk=50.0, volume_confirmed=None)
+pos = partial(builders.position, entry_time=HELD_SINCE)  # stop 10 % away, signal_id sig-<ticker>-<direction>
+acct = partial(builders.account, buying_power=200_000.0)
 
 
 def size(shares, price=200.0):
@@ -105,24 +76,24 @@ def test_kill_switch(gate):
 # ── 3 daily loss ────────────────────────────────────────────────────────────────────────────
 def test_daily_loss_limit_exact_blocks(gate):
     # limit = 10% x starting 100,000 = 10,000; a loss of exactly 10,000 blocks
-    d = gate.validate(sig(), acct(equity=90_000.0, daily_pnl=-10_000.0, starting=100_000.0))
+    d = gate.validate(sig(), acct(equity=90_000.0, daily_pnl=-10_000.0, starting_equity=100_000.0))
     assert code(d) == "daily_loss_limit"
     assert "-10,000.00" in d.reason and "100,000.00" in d.reason
     assert d.details["daily_loss_limit_amount"] == 10_000.0
 
 
 def test_daily_loss_limit_just_inside(gate):
-    d = gate.validate(sig(), acct(equity=90_000.01, daily_pnl=-9_999.99, starting=100_000.0))
+    d = gate.validate(sig(), acct(equity=90_000.01, daily_pnl=-9_999.99, starting_equity=100_000.0))
     assert d.approved
-    d = gate.validate(sig(), acct(equity=89_999.99, daily_pnl=-10_000.01, starting=100_000.0))
+    d = gate.validate(sig(), acct(equity=89_999.99, daily_pnl=-10_000.01, starting_equity=100_000.0))
     assert code(d) == "daily_loss_limit"
 
 
 def test_daily_loss_uses_starting_not_current_equity(gate):
     # equity 60,000 now, started at 70,000: limit 7,000. -6,500 passes; against current
     # equity (limit 6,000) it would have blocked.
-    assert gate.validate(sig(), acct(equity=60_000.0, daily_pnl=-6_500.0, starting=70_000.0)).approved
-    d = gate.validate(sig(), acct(equity=63_000.0, daily_pnl=-7_000.0, starting=70_000.0))
+    assert gate.validate(sig(), acct(equity=60_000.0, daily_pnl=-6_500.0, starting_equity=70_000.0)).approved
+    d = gate.validate(sig(), acct(equity=63_000.0, daily_pnl=-7_000.0, starting_equity=70_000.0))
     assert code(d) == "daily_loss_limit"
 
 
@@ -149,7 +120,7 @@ def test_min_equity_boundary(gate):
     (utc(2025, 11, 3, 14, 30), True),           # 09:30 EST
 ])
 def test_market_hours(gate, ts, ok):
-    d = gate.validate(sig(ts=ts, tf="1h"), acct())  # a swing: the EOD window does not apply
+    d = gate.validate(sig(ts=ts, timeframe="1h"), acct())  # a swing: the EOD window does not apply
     assert d.approved is ok
     if not ok:
         assert code(d) == "market_closed"
@@ -164,7 +135,7 @@ def test_market_hours(gate, ts, ok):
     (utc(2025, 7, 3, 16, 55), "10m", False),
 ])
 def test_eod_window_for_day_trades(gate, ts, tf, ok):
-    d = gate.validate(sig(ts=ts, tf=tf), acct())
+    d = gate.validate(sig(ts=ts, timeframe=tf), acct())
     assert d.approved is ok
     if not ok:
         assert code(d) == "eod_window" and "EOD close cutoff" in d.reason
@@ -189,11 +160,11 @@ def test_max_positions_boundary(gate):
 
 def test_max_positions_counts_pending(gate):
     pend = [PendingOrder("P1", "long", 10, 50.0, signal_id="p1")]
-    d = gate.validate(sig(), acct(positions=others(9), pending=pend))
+    d = gate.validate(sig(), acct(positions=others(9), pending_orders=pend))
     assert code(d) == "max_positions" and "9 positions + 1 pending" in d.reason
     # a pending order of an already open position (partial fill) is not a second slot
     pend = [PendingOrder("T0", "long", 5, 100.0, signal_id="sig-T0-long")]
-    assert gate.validate(sig(), acct(positions=others(9), pending=pend)).approved
+    assert gate.validate(sig(), acct(positions=others(9), pending_orders=pend)).approved
 
 
 # ── 6b runaway guard: entries per session ──────────────────────────────────────────────────────
@@ -219,41 +190,41 @@ def test_runaway_guard_config_validation():
 
 # ── 7 duplicate ─────────────────────────────────────────────────────────────────────────────
 def test_duplicate_same_ticker_same_direction(gate):
-    d = gate.validate(sig(), acct(positions=[pos("AAPL", "long", 200.0, 10)]))
+    d = gate.validate(sig(), acct(positions=[pos("AAPL", "long", price=200.0, shares=10)]))
     assert code(d) == "duplicate" and "AAPL" in d.reason
 
 
 def test_duplicate_pending_order(gate):
-    d = gate.validate(sig(), acct(pending=[PendingOrder("AAPL", "long", 10, 200.0, signal_id="x")]))
+    d = gate.validate(sig(), acct(pending_orders=[PendingOrder("AAPL", "long", 10, 200.0, signal_id="x")]))
     assert code(d) == "duplicate"
 
 
 def test_duplicate_via_leveraged_etf_on_same_underlying(gate):
     # long TQQQ (underlying QQQ) + new long QQQ stock signal
-    tqqq = pos("TQQQ", "long", 80.0, 50, underlying="QQQ", leverage=3.0, instrument_type="leveraged_etf")
-    d = gate.validate(sig("QQQ", entry=500.0), acct(positions=[tqqq]))
+    tqqq = pos("TQQQ", "long", price=80.0, shares=50, underlying="QQQ", leverage=3.0, instrument_type="leveraged_etf")
+    d = gate.validate(sig(ticker="QQQ", entry=500.0), acct(positions=[tqqq]))
     assert code(d) == "duplicate" and "via TQQQ" in d.reason
 
 
 def test_duplicate_same_traded_etf_from_other_underlying(gate):
     # long TECL held for an MSFT signal; a long AAPL signal routed to TECL again
-    tecl = pos("TECL", "long", 90.0, 20, underlying="MSFT", leverage=3.0, instrument_type="leveraged_etf")
-    dec = InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(sig("AAPL"))
+    tecl = pos("TECL", "long", price=90.0, shares=20, underlying="MSFT", leverage=3.0, instrument_type="leveraged_etf")
+    dec = InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(sig(ticker="AAPL"))
     assert dec.ticker == "TECL"
-    d = gate.validate(sig("AAPL"), acct(positions=[tecl]), decision=dec, price=90.0)
+    d = gate.validate(sig(ticker="AAPL"), acct(positions=[tecl]), decision=dec, price=90.0)
     assert code(d) == "duplicate"
 
 
 def test_unrelated_holding_is_not_duplicate(gate):
-    assert gate.validate(sig(), acct(positions=[pos("XOM", "long", 100.0, 10)])).approved
+    assert gate.validate(sig(), acct(positions=[pos("XOM", "long", price=100.0, shares=10)])).approved
 
 
 # ── 8 conflict ──────────────────────────────────────────────────────────────────────────────
 def test_conflict_long_tqqq_vs_short_qqq_signal_routed_to_sqqq(gate):
     # long TQQQ: exposure +3 x 80 x 50 = +12,000 QQQ; new short QQQ -> buy SQQQ
-    tqqq = pos("TQQQ", "long", 80.0, 50, underlying="QQQ", leverage=3.0, instrument_type="leveraged_etf")
+    tqqq = pos("TQQQ", "long", price=80.0, shares=50, underlying="QQQ", leverage=3.0, instrument_type="leveraged_etf")
     assert underlying_exposure(tqqq) == 12_000.0
-    s = sig("QQQ", "short", entry=500.0)
+    s = sig(ticker="QQQ", direction="short", entry=500.0)
     dec = InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(s)
     assert dec.ticker == "SQQQ" and dec.leverage == -3.0
     d = gate.validate(s, acct(positions=[tqqq]), decision=dec, price=20.0)
@@ -262,26 +233,26 @@ def test_conflict_long_tqqq_vs_short_qqq_signal_routed_to_sqqq(gate):
 
 def test_conflict_long_qqq_stock_vs_long_sqqq(gate):
     # existing long SQQQ = short QQQ exposure (-3 x 20 x 100 = -6,000); new long QQQ stock
-    sqqq = pos("SQQQ", "long", 20.0, 100, underlying="QQQ", leverage=-3.0, instrument_type="leveraged_etf")
+    sqqq = pos("SQQQ", "long", price=20.0, shares=100, underlying="QQQ", leverage=-3.0, instrument_type="leveraged_etf")
     assert underlying_exposure(sqqq) == -6_000.0
-    d = gate.validate(sig("QQQ", "long", entry=500.0), acct(positions=[sqqq]))
+    d = gate.validate(sig(ticker="QQQ", direction="long", entry=500.0), acct(positions=[sqqq]))
     assert code(d) == "conflict" and "-6,000.00" in d.reason
     # and the other way round: long QQQ stock held, new short QQQ -> SQQQ
-    qqq = pos("QQQ", "long", 500.0, 10)
-    s = sig("QQQ", "short", entry=500.0)
+    qqq = pos("QQQ", "long", price=500.0, shares=10)
+    s = sig(ticker="QQQ", direction="short", entry=500.0)
     dec = InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(s)
     assert code(gate.validate(s, acct(positions=[qqq]), decision=dec, price=20.0)) == "conflict"
 
 
 def test_conflict_short_stock_vs_long_signal(gate):
-    d = gate.validate(sig(), acct(positions=[pos("AAPL", "short", 200.0, 10)]))
+    d = gate.validate(sig(), acct(positions=[pos("AAPL", "short", price=200.0, shares=10)]))
     assert code(d) == "conflict"
 
 
 def test_conflict_with_pending_inverse_order(gate):
     pend = PendingOrder("SQQQ", "long", 100, 20.0, signal_id="p", underlying="QQQ", leverage=-3.0,
                         instrument_type="leveraged_etf")
-    d = gate.validate(sig("QQQ", "long", entry=500.0), acct(pending=[pend]))
+    d = gate.validate(sig(ticker="QQQ", direction="long", entry=500.0), acct(pending_orders=[pend]))
     assert code(d) == "conflict"
 
 
@@ -309,11 +280,11 @@ def test_single_stock_exposure_rejects_when_no_share_fits(gate):
 
 def test_single_stock_exposure_counts_leverage(gate):
     # TQQQ at 50, 3x: 101 shares = 3 x 50 x 101 = 15,150 > 15,000 -> 100 shares
-    dec = InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(sig("QQQ", entry=500.0))
-    d = gate.validate(sig("QQQ", entry=500.0), acct(), decision=dec, size=size(101, 50.0), price=50.0)
+    dec = InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(sig(ticker="QQQ", entry=500.0))
+    d = gate.validate(sig(ticker="QQQ", entry=500.0), acct(), decision=dec, size=size(101, 50.0), price=50.0)
     assert d.approved and d.adjustments["max_shares"] == 100
     assert d.details["unit_exposure"] == 150.0
-    d = gate.validate(sig("QQQ", entry=500.0), acct(), decision=dec, size=size(100, 50.0), price=50.0)
+    d = gate.validate(sig(ticker="QQQ", entry=500.0), acct(), decision=dec, size=size(100, 50.0), price=50.0)
     assert d.approved and d.adjustments is None
 
 
@@ -347,7 +318,7 @@ def test_option_premium_counts_against_the_single_name_cap(gate):
 # ── 10 sector exposure ──────────────────────────────────────────────────────────────────────
 def test_sector_exposure_shrinks(gate):
     # MSFT long 20,000 (technology). Cap 30,000 -> room 10,000 / 200 = 50 AAPL shares
-    msft = pos("MSFT", "long", 400.0, 50)
+    msft = pos("MSFT", "long", price=400.0, shares=50)
     d = gate.validate(sig(), acct(positions=[msft]), size=size(75))
     assert d.approved
     assert d.adjustments["max_shares"] == 50 and d.adjustments["capped_by"] == "sector_exposure"
@@ -358,22 +329,22 @@ def test_sector_exposure_shrinks(gate):
 
 def test_sector_exposure_boundaries(gate):
     # 15,000 in MSFT + 75 x 200 = 30,000 = cap: no adjustment
-    d = gate.validate(sig(), acct(positions=[pos("MSFT", "long", 300.0, 50)]), size=size(75))
+    d = gate.validate(sig(), acct(positions=[pos("MSFT", "long", price=300.0, shares=50)]), size=size(75))
     assert d.approved and d.adjustments is None
     # 29,800 held: room 200 = exactly one share
-    d = gate.validate(sig(), acct(positions=[pos("MSFT", "long", 298.0, 100)]), size=size(75))
+    d = gate.validate(sig(), acct(positions=[pos("MSFT", "long", price=298.0, shares=100)]), size=size(75))
     assert d.approved and d.adjustments["max_shares"] == 1
     # 29,800.01 held: not one share fits
-    d = gate.validate(sig(), acct(positions=[pos("MSFT", "long", 29_800.01, 1)]), size=size(75))
+    d = gate.validate(sig(), acct(positions=[pos("MSFT", "long", price=29_800.01, shares=1)]), size=size(75))
     assert code(d) == "sector_exposure" and "technology" in d.reason
     # 30,000 held
-    d = gate.validate(sig(), acct(positions=[pos("MSFT", "long", 300.0, 100)]), size=size(75))
+    d = gate.validate(sig(), acct(positions=[pos("MSFT", "long", price=300.0, shares=100)]), size=size(75))
     assert code(d) == "sector_exposure"
 
 
 def test_sector_exposure_nets_opposite_positions(gate):
     # short MSFT 20,000 + long ORCL 30,000 -> net +10,000; 75 AAPL (15,000) -> 25,000 <= 30,000
-    held = [pos("MSFT", "short", 400.0, 50), pos("ORCL", "long", 300.0, 100)]
+    held = [pos("MSFT", "short", price=400.0, shares=50), pos("ORCL", "long", price=300.0, shares=100)]
     d = gate.validate(sig(), acct(positions=held), size=size(75))
     assert d.approved and d.adjustments is None
     assert d.details["sector_exposure_before"] == 10_000.0
@@ -381,7 +352,7 @@ def test_sector_exposure_nets_opposite_positions(gate):
 
 def test_sector_exposure_counts_leveraged_etf(gate):
     # long TECL for MSFT: 3 x 100 x 80 = 24,000 technology; room 6,000 / 200 = 30 AAPL shares
-    tecl = pos("TECL", "long", 100.0, 80, underlying="MSFT", leverage=3.0, instrument_type="leveraged_etf")
+    tecl = pos("TECL", "long", price=100.0, shares=80, underlying="MSFT", leverage=3.0, instrument_type="leveraged_etf")
     d = gate.validate(sig(), acct(positions=[tecl]), size=size(75))
     assert d.approved and d.adjustments["max_shares"] == 30
 
@@ -389,36 +360,36 @@ def test_sector_exposure_counts_leveraged_etf(gate):
 # ── 11 buying power ─────────────────────────────────────────────────────────────────────────
 def test_buying_power_boundary(gate):
     # 75 x 200 x 1.001 = 15,015
-    assert gate.validate(sig(), acct(bp=15_015.0), size=size(75)).adjustments is None
-    d = gate.validate(sig(), acct(bp=15_014.99), size=size(75))
+    assert gate.validate(sig(), acct(buying_power=15_015.0), size=size(75)).adjustments is None
+    d = gate.validate(sig(), acct(buying_power=15_014.99), size=size(75))
     assert d.approved and d.adjustments == {"max_shares": 74, "capped_by": "buying_power",
                                             "requested_shares": 75, "caps": {"buying_power": 74}}
 
 
 def test_buying_power_rejects_when_no_share_fits(gate):
     # one share needs 200.20
-    assert gate.validate(sig(), acct(bp=200.2), size=size(75)).adjustments["max_shares"] == 1
-    d = gate.validate(sig(), acct(bp=200.19), size=size(75))
+    assert gate.validate(sig(), acct(buying_power=200.2), size=size(75)).adjustments["max_shares"] == 1
+    d = gate.validate(sig(), acct(buying_power=200.19), size=size(75))
     assert code(d) == "buying_power" and "200.20" in d.reason
 
 
 def test_buying_power_includes_pending_orders(gate):
     # pending 100 x 50 = 5,000 (unrelated ticker): need 15,015 + 5,000 = 20,015
     pend = [PendingOrder("XOM", "long", 100, 50.0, signal_id="p")]
-    assert gate.validate(sig(), acct(bp=20_015.0, pending=pend), size=size(75)).adjustments is None
-    d = gate.validate(sig(), acct(bp=20_014.99, pending=pend), size=size(75))
+    assert gate.validate(sig(), acct(buying_power=20_015.0, pending_orders=pend), size=size(75)).adjustments is None
+    d = gate.validate(sig(), acct(buying_power=20_014.99, pending_orders=pend), size=size(75))
     assert d.adjustments["max_shares"] == 74
     assert d.details["pending_notional"] == 5_000.0
     # a broker figure that already nets pending orders is not reduced twice
     g2 = RiskGate(ExecutorConfig(), calendar=MarketCalendar(), buying_power_includes_pending=True)
-    assert g2.validate(sig(), acct(bp=15_015.0, pending=pend), size=size(75)).adjustments is None
+    assert g2.validate(sig(), acct(buying_power=15_015.0, pending_orders=pend), size=size(75)).adjustments is None
 
 
 def test_caps_combine_and_name_the_tightest(gate):
     # requested 100: single-stock cap 15,000 / 200 = 75; sector room (30,000 - 20,000 MSFT) / 200
     # = 50; buying power 9,000 / 200.2 = 44.96 -> 44: buying power binds last
-    msft = pos("MSFT", "long", 400.0, 50)
-    d = gate.validate(sig(), acct(positions=[msft], bp=9_000.0), size=size(100))
+    msft = pos("MSFT", "long", price=400.0, shares=50)
+    d = gate.validate(sig(), acct(positions=[msft], buying_power=9_000.0), size=size(100))
     assert d.approved
     assert d.adjustments["max_shares"] == 44 and d.adjustments["capped_by"] == "buying_power"
     assert d.adjustments["caps"] == {"single_stock_exposure": 75, "sector_exposure": 50,
@@ -429,18 +400,18 @@ def test_caps_combine_and_name_the_tightest(gate):
 def test_invalid_decision(gate):
     bad = InstrumentDecision("leveraged_etf", "UNH", "UNH", 1.0, False, None, tradeable=False,
                              reason="no_instrument: no inverse")
-    assert code(gate.validate(sig("UNH", "short"), acct(), decision=bad)) == "invalid_signal"
+    assert code(gate.validate(sig(ticker="UNH", direction="short"), acct(), decision=bad)) == "invalid_signal"
     other = InstrumentDecision("stock", "MSFT", "MSFT", 1.0, False, None)
     assert code(gate.validate(sig(), acct(), decision=other)) == "invalid_signal"
     assert code(gate.validate("AAPL long", acct())) == "invalid_signal"  # type: ignore[arg-type]
 
 
 def test_etf_decision_needs_a_price(gate):
-    dec = InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(sig("QQQ", entry=500.0))
-    d = gate.validate(sig("QQQ", entry=500.0), acct(), decision=dec)
+    dec = InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(sig(ticker="QQQ", entry=500.0))
+    d = gate.validate(sig(ticker="QQQ", entry=500.0), acct(), decision=dec)
     assert code(d) == "invalid_signal" and "price" in d.reason
     # with a price the gate sizes it with the ETF sizer: 15,000 / (3 x 50) = 100 shares
-    d = gate.validate(sig("QQQ", entry=500.0), acct(), decision=dec, price=50.0)
+    d = gate.validate(sig(ticker="QQQ", entry=500.0), acct(), decision=dec, price=50.0)
     assert d.approved and d.details["approved_shares"] == 100
 
 
@@ -455,17 +426,17 @@ def test_zero_share_size_rejected_with_its_cap(gate):
 # ── order of checks ─────────────────────────────────────────────────────────────────────────
 def test_check_order(gate):
     closed = utc(2025, 7, 4, 15)
-    broke = dict(equity=20_000.0, daily_pnl=-10_000.0, starting=30_000.0)
+    broke = dict(equity=20_000.0, daily_pnl=-10_000.0, starting_equity=30_000.0)
     # everything wrong at once: conviction is reported first
     d = gate.validate(sig(conviction=10, ts=closed), acct(**broke), kill_switch_active=True)
     assert code(d) == "low_conviction"
     assert code(gate.validate(sig(ts=closed), acct(**broke), kill_switch_active=True)) == "kill_switch"
     assert code(gate.validate(sig(ts=closed), acct(**broke))) == "daily_loss_limit"
     assert code(gate.validate(sig(ts=closed), acct(equity=20_000.0))) == "min_equity"
-    held = others(9) + [pos("AAPL", "long", 200.0, 10)]
+    held = others(9) + [pos("AAPL", "long", price=200.0, shares=10)]
     assert code(gate.validate(sig(ts=closed), acct(positions=held))) == "market_closed"
     assert code(gate.validate(sig(), acct(positions=held))) == "max_positions"
-    held = [pos("AAPL", "long", 200.0, 10), pos("AAPL", "short", 200.0, 5, signal_id="s2")]
+    held = [pos("AAPL", "long", price=200.0, shares=10), pos("AAPL", "short", price=200.0, shares=5, signal_id="s2")]
     assert code(gate.validate(sig(), acct(positions=held))) == "duplicate"
 
 
@@ -483,11 +454,11 @@ def test_default_calendar_is_built_lazily():
 
 def test_underlying_exposure_of_options():
     # long put: delta -0.4 x 100 x 500 x 2 contracts = -40,000 (short the underlying)
-    put = pos("QQQ250701P00500000", "long", 3.0, 2, underlying="QQQ", instrument_type="option",
+    put = pos("QQQ250701P00500000", "long", price=3.0, shares=2, underlying="QQQ", instrument_type="option",
               delta=-0.4, underlying_price=500.0, multiplier=100.0)
     assert underlying_exposure(put) == pytest.approx(-40_000.0)
     d = RiskGate(ExecutorConfig(), calendar=MarketCalendar()).validate(
-        sig("QQQ", "long", entry=500.0), acct(positions=[put]))
+        sig(ticker="QQQ", direction="long", entry=500.0), acct(positions=[put]))
     assert code(d) == "conflict"
 
 
@@ -557,7 +528,7 @@ def test_freshness_checked_after_conviction_before_kill_switch(gate):
     (utc(2025, 7, 1, 20, 0), utc(2025, 7, 1, 20, 1), "1h", "market_closed"),
 ])
 def test_cutoffs_judged_at_now(gate, ts, now, tf, expected):
-    d = gate.validate(sig(ts=ts, tf=tf), acct(), now=now)
+    d = gate.validate(sig(ts=ts, timeframe=tf), acct(), now=now)
     assert code(d) == expected, d.reason
     if expected == "after_cutoff":
         assert ts.isoformat() in d.reason and now.isoformat() in d.reason
@@ -580,10 +551,10 @@ def test_late_delivery_into_next_session_with_long_age_limit():
     # age limit 1 day: a swing may still enter in the next session, a day trade may not
     g = RiskGate(ExecutorConfig(max_signal_age_seconds=86_400), calendar=MarketCalendar())
     ts, now = utc(2025, 7, 1, 19, 0), utc(2025, 7, 2, 14, 0)
-    assert g.validate(sig(ts=ts, tf="1h"), acct(), now=now).approved
-    assert code(g.validate(sig(ts=ts, tf="10m"), acct(), now=now)) == "after_cutoff"
+    assert g.validate(sig(ts=ts, timeframe="1h"), acct(), now=now).approved
+    assert code(g.validate(sig(ts=ts, timeframe="10m"), acct(), now=now)) == "after_cutoff"
     # ... and neither while the market is closed overnight
-    assert code(g.validate(sig(ts=ts, tf="1h"), acct(), now=utc(2025, 7, 2, 3, 0))) == "after_cutoff"
+    assert code(g.validate(sig(ts=ts, timeframe="1h"), acct(), now=utc(2025, 7, 2, 3, 0))) == "after_cutoff"
 
 
 def test_now_must_be_aware(gate):
@@ -612,12 +583,10 @@ def test_new_codes_listed():
 
 
 # ── adding to a winner (seed check 3 "unless adding to winner") ─────────────────────────────
-def held(ticker="AAPL", direction="long", entry=200.0, stop=150.0, current=260.0, shares=10, **kw):
-    """A position with an explicit initial risk: long 10 AAPL @ 200, stop 150 (R = 50/share)."""
-    kw.setdefault("trade_type", "day")
-    return Position(ticker=ticker, direction=direction, entry_price=entry, current_price=current,
-                    shares=shares, stop_loss=stop, target_price=None, entry_time=utc(2025, 7, 1, 14),
-                    signal_id=kw.pop("signal_id", f"held-{ticker}"), **kw)
+def held(ticker="AAPL", direction="long", **kw):
+    """A position with an explicit initial risk: long 10 AAPL @ 200, stop 150 (R = 50/share), now 260."""
+    kw = {"price": 200.0, "stop": 150.0, "current": 260.0, "signal_id": f"held-{ticker}", **kw}
+    return builders.position(ticker, direction, entry_time=HELD_SINCE, **kw)
 
 
 def test_add_to_winner_allowed_at_1_2R(gate):
@@ -650,7 +619,7 @@ def test_add_to_winner_rejected_when_losing(gate):
 
 def test_add_to_winner_rejected_while_an_entry_is_pending(gate):
     pend = PendingOrder("AAPL", "long", 10, 200.0, signal_id="p-AAPL")
-    d = gate.validate(sig(), acct(positions=[held(current=260.0)], pending=[pend]), size=size(10))
+    d = gate.validate(sig(), acct(positions=[held(current=260.0)], pending_orders=[pend]), size=size(10))
     assert code(d) == "duplicate" and "pending" in d.reason
     assert d.details["duplicate_of"]["kind"] == "pending"
 
@@ -658,7 +627,7 @@ def test_add_to_winner_rejected_while_an_entry_is_pending(gate):
 def test_add_to_winner_needs_every_position_to_be_a_winner(gate):
     # two AAPL positions from two signals: +1.2R and +0.4R -> the weaker one blocks the add
     a = held(current=260.0, signal_id="a1")
-    b = held(entry=250.0, stop=225.0, current=260.0, signal_id="a2")  # +10 / 25 = +0.4R
+    b = held(price=250.0, stop=225.0, current=260.0, signal_id="a2")  # +10 / 25 = +0.4R
     d = gate.validate(sig(), acct(positions=[a, b]), size=size(5))
     assert code(d) == "duplicate" and "a2" in d.reason and "+0.40R" in d.reason
     b.mark(280.0)  # +30 / 25 = +1.2R; a: +80 / 50 = +1.6R
@@ -681,7 +650,7 @@ def test_add_is_still_capped_by_exposure(gate):
 def test_add_still_counts_against_max_positions_and_buying_power(gate):
     d = gate.validate(sig(), acct(positions=others(9) + [held(current=260.0)]), size=size(10))
     assert code(d) == "max_positions"
-    d = gate.validate(sig(), acct(positions=[held(current=260.0)], bp=100.0), size=size(10))
+    d = gate.validate(sig(), acct(positions=[held(current=260.0)], buying_power=100.0), size=size(10))
     assert code(d) == "buying_power"
 
 
@@ -695,7 +664,7 @@ def test_add_to_winner_uses_the_initial_stop(gate):
 
 def test_add_to_winner_short_side(gate):
     # short AAPL @ 200, stop 250 (R = 50), now 140: +1.2R; a new short signal may add
-    w = held(direction="short", entry=200.0, stop=250.0, current=140.0)
+    w = held(direction="short", price=200.0, stop=250.0, current=140.0)
     assert w.r_multiple() == pytest.approx(1.2)
     assert gate.validate(sig(direction="short"), acct(positions=[w]), size=size(10)).approved
 
@@ -703,9 +672,9 @@ def test_add_to_winner_short_side(gate):
 def test_add_to_winner_via_leveraged_etf(gate):
     # long TQQQ @ 80, stop 72 (R = 8), now 90: +1.25R; a long QQQ day signal routed to TQQQ adds.
     # held exposure 3 x 90 x 50 = 13,500; cap 15,000 -> room 1,500 / (3 x 90) = 5 shares
-    tq = held("TQQQ", entry=80.0, stop=72.0, current=90.0, shares=50, underlying="QQQ",
+    tq = held("TQQQ", price=80.0, stop=72.0, current=90.0, shares=50, underlying="QQQ",
               leverage=3.0, instrument_type="leveraged_etf")
-    s = sig("QQQ", entry=500.0)
+    s = sig(ticker="QQQ", entry=500.0)
     dec = InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(s)
     d = gate.validate(s, acct(positions=[tq]), decision=dec, size=size(20, 90.0), price=90.0)
     assert d.approved and d.adjustments["max_shares"] == 5
@@ -714,16 +683,16 @@ def test_add_to_winner_via_leveraged_etf(gate):
 
 def test_add_to_winner_not_for_same_fund_of_another_underlying(gate):
     # TECL held (+2R) for an MSFT signal; a long AAPL signal routed to TECL is still a duplicate
-    tecl = held("TECL", entry=90.0, stop=80.0, current=110.0, shares=20, underlying="MSFT",
+    tecl = held("TECL", price=90.0, stop=80.0, current=110.0, shares=20, underlying="MSFT",
                 leverage=3.0, instrument_type="leveraged_etf")
-    dec = InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(sig("AAPL"))
-    d = gate.validate(sig("AAPL"), acct(positions=[tecl]), decision=dec, price=110.0)
+    dec = InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(sig(ticker="AAPL"))
+    d = gate.validate(sig(ticker="AAPL"), acct(positions=[tecl]), decision=dec, price=110.0)
     assert code(d) == "duplicate" and "held for MSFT" in d.reason
 
 
 def test_add_to_winner_not_for_options(gate):
     # an option position's stop is a level of the underlying: its R cannot be measured
-    call = held("AAPL250701C00200000", entry=3.0, stop=150.0, current=9.0, shares=2,
+    call = held("AAPL250701C00200000", price=3.0, stop=150.0, current=9.0, shares=2,
                 underlying="AAPL", instrument_type="option", delta=0.6, underlying_price=260.0,
                 multiplier=100.0)
     assert call.r_multiple() is None
@@ -744,4 +713,4 @@ def test_add_to_winner_threshold_configurable():
 
 
 def test_non_add_approvals_keep_adjustments_none(gate):
-    assert gate.validate(sig(), acct(positions=[pos("XOM", "long", 100.0, 10)])).adjustments is None
+    assert gate.validate(sig(), acct(positions=[pos("XOM", "long", price=100.0, shares=10)])).adjustments is None

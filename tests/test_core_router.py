@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from functools import partial
 
 import pytest
 
@@ -12,21 +12,11 @@ from strategies.trade_executor import (
     TICKER_SECTOR,
     InstrumentMode,
     InstrumentRouter,
-    TradeSignal,
     sector_of,
 )
+from tests import builders
 
-T0 = datetime(2025, 7, 1, 15, 0, tzinfo=timezone.utc)
-
-
-def sig(ticker="QQQ", direction="long", tf="10m", conviction=80):
-    long = direction == "long"
-    return TradeSignal(
-        signal_type="cloud_cross_bullish" if long else "cloud_cross_bearish",
-        direction=direction, ticker=ticker, timeframe=tf, conviction=conviction,
-        entry_price=100.0, stop_loss=98.0 if long else 102.0, target_price=None,
-        cloud_states=[], timestamp=T0,
-    )
+sig = partial(builders.signal, volume_confirmed=None)  # entry 100, stop 98 (long) / 102 (short)
 
 
 # ── mode table ──────────────────────────────────────────────────────────────────────────────
@@ -43,7 +33,7 @@ EXPECTED = {
 @pytest.mark.parametrize("i,tf", list(enumerate(["1m", "5m", "10m", "1h", "1d"])))
 @pytest.mark.parametrize("direction", ["long", "short"])
 def test_mode_table(mode, i, tf, direction):
-    d = InstrumentRouter(mode).route(sig("QQQ", direction, tf))
+    d = InstrumentRouter(mode).route(sig("QQQ", direction, timeframe=tf))
     kind = EXPECTED[mode][i]
     assert d.instrument_type == kind
     assert d.tradeable
@@ -150,21 +140,21 @@ QQQ_2X_3X = {
 
 def test_swing_prefers_2x_day_prefers_3x():
     r = InstrumentRouter(InstrumentMode.LEVERAGED_ETF, etf_catalog=QQQ_2X_3X)
-    assert r.select_etf(sig("QQQ", "long", "10m")).ticker == "TQQQ"
-    assert r.select_etf(sig("QQQ", "long", "1m")).ticker == "TQQQ"
-    assert r.select_etf(sig("QQQ", "long", "1h")).ticker == "QLD"
-    assert r.select_etf(sig("QQQ", "long", "1d")).ticker == "QLD"
-    d = r.route(sig("QQQ", "short", "1d"))
+    assert r.select_etf(sig("QQQ", "long", timeframe="10m")).ticker == "TQQQ"
+    assert r.select_etf(sig("QQQ", "long", timeframe="1m")).ticker == "TQQQ"
+    assert r.select_etf(sig("QQQ", "long", timeframe="1h")).ticker == "QLD"
+    assert r.select_etf(sig("QQQ", "long", timeframe="1d")).ticker == "QLD"
+    d = r.route(sig("QQQ", "short", timeframe="1d"))
     assert (d.ticker, d.leverage, d.is_inverse) == ("QID", -2.0, True)
     # without the 3x preference, day trades also take the 2x fund
     r2 = InstrumentRouter(InstrumentMode.LEVERAGED_ETF, etf_catalog=QQQ_2X_3X,
                           prefer_3x_for_day_trades=False)
-    assert r2.select_etf(sig("QQQ", "long", "10m")).ticker == "QLD"
+    assert r2.select_etf(sig("QQQ", "long", timeframe="10m")).ticker == "QLD"
 
 
 def test_swing_falls_back_to_3x_when_no_2x():
     r = InstrumentRouter(InstrumentMode.LEVERAGED_ETF)
-    assert r.select_etf(sig("QQQ", "long", "1d")).ticker == "TQQQ"
+    assert r.select_etf(sig("QQQ", "long", timeframe="1d")).ticker == "TQQQ"
 
 
 def test_liquidity_floor_boundary():
@@ -176,7 +166,7 @@ def test_liquidity_floor_boundary():
 
 
 def test_both_mode_day_trade_goes_to_etf():
-    d = InstrumentRouter(InstrumentMode.BOTH).route(sig("AAPL", "long", "10m"))
+    d = InstrumentRouter(InstrumentMode.BOTH).route(sig("AAPL", "long", timeframe="10m"))
     assert (d.instrument_type, d.ticker, d.leverage) == ("leveraged_etf", "TECL", 3.0)
     assert d.etf_metadata["tracks"] == "Technology"
 
@@ -191,9 +181,9 @@ def test_both_mode_day_trade_goes_to_etf():
 ])
 def test_both_mode_day_trade_by_conviction(tf, conviction, kind, ticker):
     r = InstrumentRouter(InstrumentMode.BOTH)
-    d = r.route(sig("QQQ", "long", tf, conviction=conviction))
+    d = r.route(sig("QQQ", "long", timeframe=tf, conviction=conviction))
     assert (d.instrument_type, d.ticker, d.tradeable) == (kind, ticker, True)
-    assert r.instrument_type_for(sig("QQQ", "long", tf, conviction=conviction)) == kind
+    assert r.instrument_type_for(sig("QQQ", "long", timeframe=tf, conviction=conviction)) == kind
     if kind == "stock":
         assert (d.leverage, d.is_inverse, d.etf_metadata) == (1.0, False, None)
         assert f"conviction {conviction} < 75" in d.reason
@@ -202,9 +192,9 @@ def test_both_mode_day_trade_by_conviction(tf, conviction, kind, ticker):
 
 
 def test_both_mode_high_conviction_short_goes_to_inverse_etf():
-    d = InstrumentRouter(InstrumentMode.BOTH).route(sig("NVDA", "short", "10m", conviction=90))
+    d = InstrumentRouter(InstrumentMode.BOTH).route(sig("NVDA", "short", timeframe="10m", conviction=90))
     assert (d.instrument_type, d.ticker, d.leverage, d.is_inverse) == ("leveraged_etf", "SOXS", -3.0, True)
-    d = InstrumentRouter(InstrumentMode.BOTH).route(sig("NVDA", "short", "10m", conviction=60))
+    d = InstrumentRouter(InstrumentMode.BOTH).route(sig("NVDA", "short", timeframe="10m", conviction=60))
     assert (d.instrument_type, d.ticker) == ("stock", "NVDA")
 
 
@@ -214,7 +204,7 @@ def test_both_mode_high_conviction_short_goes_to_inverse_etf():
     ("XOM", "short", "ERY"),                       # ERY below the liquidity floor
 ])
 def test_both_mode_high_conviction_falls_back_to_stock(ticker, direction, why):
-    d = InstrumentRouter(InstrumentMode.BOTH).route(sig(ticker, direction, "10m", conviction=90))
+    d = InstrumentRouter(InstrumentMode.BOTH).route(sig(ticker, direction, timeframe="10m", conviction=90))
     assert (d.instrument_type, d.ticker, d.leverage, d.tradeable) == ("stock", ticker, 1.0, True)
     assert d.reason.startswith("stock:") and "no leveraged ETF fits" in d.reason and why in d.reason
 
@@ -222,15 +212,15 @@ def test_both_mode_high_conviction_falls_back_to_stock(ticker, direction, why):
 def test_both_mode_conviction_does_not_change_scalps_and_swings():
     r = InstrumentRouter(InstrumentMode.BOTH)
     for c in (60, 90):
-        assert r.route(sig("QQQ", "long", "1m", conviction=c)).instrument_type == "option"
-        assert r.route(sig("QQQ", "long", "1h", conviction=c)).instrument_type == "stock"
-        assert r.route(sig("QQQ", "long", "1d", conviction=c)).instrument_type == "stock"
+        assert r.route(sig("QQQ", "long", timeframe="1m", conviction=c)).instrument_type == "option"
+        assert r.route(sig("QQQ", "long", timeframe="1h", conviction=c)).instrument_type == "stock"
+        assert r.route(sig("QQQ", "long", timeframe="1d", conviction=c)).instrument_type == "stock"
     # other modes ignore the threshold
     assert InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(
-        sig("QQQ", "long", "10m", conviction=60)).ticker == "TQQQ"
+        sig("QQQ", "long", timeframe="10m", conviction=60)).ticker == "TQQQ"
     # an unroutable ETF is still untradeable outside BOTH mode
     assert not InstrumentRouter(InstrumentMode.LEVERAGED_ETF).route(
-        sig("ZZZZ", "long", "10m", conviction=90)).tradeable
+        sig("ZZZZ", "long", timeframe="10m", conviction=90)).tradeable
 
 
 def test_both_mode_threshold_from_config():
@@ -239,8 +229,8 @@ def test_both_mode_threshold_from_config():
     assert ExecutorConfig().both_mode_etf_min_conviction == 75
     r = InstrumentRouter.from_config(ExecutorConfig(both_mode_etf_min_conviction=60))
     assert r.mode is InstrumentMode.BOTH and r.both_mode_etf_min_conviction == 60
-    assert r.route(sig("QQQ", "long", "10m", conviction=65)).ticker == "TQQQ"
-    assert r.route(sig("QQQ", "long", "10m", conviction=59)).ticker == "QQQ"
+    assert r.route(sig("QQQ", "long", timeframe="10m", conviction=65)).ticker == "TQQQ"
+    assert r.route(sig("QQQ", "long", timeframe="10m", conviction=59)).ticker == "QQQ"
     r = InstrumentRouter.from_config(ExecutorConfig(instrument_mode="leveraged_etf",
                                                     min_etf_daily_volume=5e6,
                                                     etf_sector_mapping=False))

@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from functools import partial
 
 import pytest
 
 from strategies.trade_executor import (
-    AccountState,
     ETFSelection,
     ExecutorConfig,
     LeveragedETFSizer,
     PositionSizer,
-    TradeSignal,
     conviction_multiplier,
 )
+from tests import builders
 
-T0 = datetime(2025, 7, 1, 15, 0, tzinfo=timezone.utc)
-
-
-def sig(entry=100.0, stop=50.0, conviction=80, direction="long", ticker="AAPL", tf="10m"):
-    return TradeSignal(
-        signal_type="trend_aligned_long" if direction == "long" else "trend_aligned_short",
-        direction=direction, ticker=ticker, timeframe=tf, conviction=conviction,
-        entry_price=entry, stop_loss=stop, target_price=None, cloud_states=[], timestamp=T0,
-    )
-
-
-def acct(equity=100_000.0, bp=200_000.0):
-    return AccountState(equity=equity, cash=equity, buying_power=bp, open_positions=[],
-                        daily_pnl=0.0, daily_trades=0)
+# the sizers read only the entry, the stop distance and the conviction
+sig = partial(builders.signal, ticker="AAPL", stop=50.0, volume_confirmed=None)
+acct = partial(builders.account, buying_power=200_000.0)
 
 
 # ── stock sizing ────────────────────────────────────────────────────────────────────────────
@@ -87,11 +75,11 @@ def test_exposure_cap_boundary():
 
 def test_buying_power_cap_and_boundary():
     # need 100 x 100 x 1.001 = 10,010 for the 100 shares
-    s = PositionSizer().calculate(sig(), acct(bp=10_010.0))
+    s = PositionSizer().calculate(sig(), acct(buying_power=10_010.0))
     assert (s.shares, s.capped_by) == (100, None)
-    s = PositionSizer().calculate(sig(), acct(bp=10_009.99))  # 10,009.99 / 100.1 = 99.9999
+    s = PositionSizer().calculate(sig(), acct(buying_power=10_009.99))  # 10,009.99 / 100.1 = 99.9999
     assert (s.shares, s.capped_by) == (99, "buying_power")
-    s = PositionSizer().calculate(sig(), acct(bp=5_000.0))  # 5,000 / 100.1 = 49.95
+    s = PositionSizer().calculate(sig(), acct(buying_power=5_000.0))  # 5,000 / 100.1 = 49.95
     assert (s.shares, s.capped_by) == (49, "buying_power")
 
 
@@ -109,7 +97,7 @@ def test_price_kwarg_values_the_caps_not_the_risk():
 def test_shares_always_round_down():
     # distance 3 -> 5,000 / 3 = 1,666.67; with a wide cap the result floors to 1,666
     cfg = ExecutorConfig(max_single_stock_exposure=1.0)
-    s = PositionSizer(cfg).calculate(sig(entry=30.0, stop=27.0), acct(bp=1e9))
+    s = PositionSizer(cfg).calculate(sig(entry=30.0, stop=27.0), acct(buying_power=1e9))
     assert s.shares == 1666
     assert s.shares * 3.0 <= s.risk_amount
 
@@ -149,7 +137,7 @@ def test_etf_loss_at_stop_equals_risk_budget():
 def test_etf_invariant_holds_for_any_leverage(lev, price, entry, stop):
     direction = "long" if stop < entry else "short"
     sz = LeveragedETFSizer(WIDE_1PCT).calculate(sig(entry=entry, stop=stop, direction=direction),
-                                           etf(lev=lev), acct(bp=1e12), etf_price=price)
+                                           etf(lev=lev), acct(buying_power=1e12), etf_price=price)
     d = abs(entry - stop) / entry
     loss_at_stop = sz.shares * price * lev * d
     assert sz.capped_by is None and sz.risk_amount == 1_000.0
@@ -164,9 +152,9 @@ def test_etf_sizing_for_inverse_fund_uses_magnitude():
     # short QQQ 500 -> stop 510: d = 2%; SQQQ (3x) at 20: stop/share = 20 x 3 x 0.02 = 1.20
     # risk 1% = 1,000 -> raw 1,000 / 1.2 = 833.33 -> 833; exposure 3 x 20 x 833 = 49,980 < 100,000
     short = sig(entry=500.0, stop=510.0, direction="short", ticker="QQQ")
-    pos_lev = LeveragedETFSizer(WIDE_1PCT).calculate(short, etf("SQQQ", 3.0, True), acct(bp=1e9),
+    pos_lev = LeveragedETFSizer(WIDE_1PCT).calculate(short, etf("SQQQ", 3.0, True), acct(buying_power=1e9),
                                                      etf_price=20.0)
-    neg_lev = LeveragedETFSizer(WIDE_1PCT).calculate(short, etf("SQQQ", -3.0, True), acct(bp=1e9),
+    neg_lev = LeveragedETFSizer(WIDE_1PCT).calculate(short, etf("SQQQ", -3.0, True), acct(buying_power=1e9),
                                                      etf_price=20.0)
     assert pos_lev.shares == neg_lev.shares == 833
     assert pos_lev.capped_by is None
@@ -194,7 +182,7 @@ def test_etf_medium_conviction_halves():
 
 def test_etf_buying_power_cap():
     # 10,000 / (25 x 1.001) = 399.6 -> 399
-    s = LeveragedETFSizer(WIDE).calculate(sig(entry=100.0, stop=95.0), etf(), acct(bp=10_000.0),
+    s = LeveragedETFSizer(WIDE).calculate(sig(entry=100.0, stop=95.0), etf(), acct(buying_power=10_000.0),
                                           etf_price=25.0)
     assert (s.shares, s.capped_by) == (399, "buying_power")
 
