@@ -1,5 +1,5 @@
 """The simulated venue's fee model: NautilusTrader's ``FeeModel`` charging the project's one fee
-function, ``strategies.fees.fill_fees``, by the fill's New York trade date (the same function the
+function, ``adapters.fees.fill_fees``, by the fill's New York trade date (the same function the
 Alpaca adapter charges live fills with)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from nautilus_trader.backtest.models import FeeModel
 from nautilus_trader.model.enums import InstrumentClass, OrderSide
 from nautilus_trader.model.objects import Money
 
-from strategies.fees import FEE_SCHEDULE, FeeSchedule, fill_fees, option_broker_name, trade_date_of
+from adapters.fees import FEE_SCHEDULE, FeeSchedule, fill_fees, option_broker_name, trade_date_of
 
 
 class USEquityFeeModel(FeeModel):

@@ -8,7 +8,7 @@ Fill realism (documented in the README): a market order sent when a 1-minute bar
 that bar's close plus one tick of adverse slippage; a resting limit fills at its price or at the
 bar's open when the bar opens through it; a triggered stop fills one tick beyond its trigger, or
 beyond the open when the bar gaps through it (backtests.fill_model). Fees are the dated regulatory
-schedules (strategies.fees).
+schedules (adapters.fees).
 """
 
 from __future__ import annotations

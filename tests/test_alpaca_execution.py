@@ -200,7 +200,7 @@ def test_market_buy_then_sell_with_fees(srv):
             await n.wait(lambda: n.cache.order(sell.client_order_id).status == OrderStatus.FILLED, what="sell fill")
             sfill = s.of(OrderFilled, sell.client_order_id)[0]
             assert sfill.last_px == Price.from_str("191.00")
-            # rates on the fill's New York date 2026-03-02 (strategies/fees.py): SEC $0.00 per $1M
+            # rates on the fill's New York date 2026-03-02 (adapters/fees.py): SEC $0.00 per $1M
             # (2025-05-14 .. 2026-04-03) + TAF 10 x 0.000195 = 0.00195 -> 0.00 (was 0.05 at the
             # undated $27.80/$1M: SEC 10 x 191 x 27.8e-6 = 0.0531)
             assert sfill.commission.as_decimal() == Decimal("0.00")
@@ -655,7 +655,7 @@ def test_option_simple_order_fills_and_bracket_is_rejected(srv):
         await n.wait(lambda: n.cache.order(sell.client_order_id).status == OrderStatus.FILLED, what="sell fill")
         fill = s.of(OrderFilled, sell.client_order_id)[0]
         assert fill.last_px == Price.from_str("5.50")
-        # Alpaca's per-contract pass-throughs on 2026-03-02 (strategies/fees.py), not the equity
+        # Alpaca's per-contract pass-throughs on 2026-03-02 (adapters/fees.py), not the equity
         # formula: sell 2 x (ORF 0.02685 + OCC 0.02 + options TAF 0.00279) = 0.09928 + SEC $0.00
         # -> 0.10; the buy paid 2 x (0.02685 + 0.02) = 0.0937 -> 0.09
         assert fill.commission.as_decimal() == Decimal("0.10")

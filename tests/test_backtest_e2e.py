@@ -9,7 +9,7 @@ replayed from a signal catalog, so that the single round trip can be computed by
         capped by single-stock exposure 15% x 100,000 = 15,000 / 100.00 = 150 shares
   entry: market at the 10:00 close 100.00 + 1 tick slippage = 100.01
   exit : close reaches 102.00 at 10:20 -> profit_target, market sell 102.00 - 0.01 = 101.99
-  fees : rates in force on the trade date 2025-06-16 (strategies/fees.py schedule): buy 0;
+  fees : rates in force on the trade date 2025-06-16 (adapters/fees.py schedule): buy 0;
          sell SEC $0.00 per $1M (from 2025-05-14) -> 0 + FINRA TAF 150 x 0.000166 = 0.0249 -> 0.02
          (under the old undated $27.80/$1M rate: + SEC 150 x 101.99 x 27.80e-6 = 0.4253 -> 0.45)
   pnl  : (101.99 - 100.01) x 150 - 0.02 = 297.00 - 0.02 = 296.98

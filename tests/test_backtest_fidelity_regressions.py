@@ -18,7 +18,7 @@ invariant checker (``backtests.check.check_run``: no FAIL).
 Conventions (tests/test_trade_management.py): rows are labelled by bar open, row i closes at
 ``at(i + 1)``; the executor decides a minute 1 ns after its bars (``decided``); replayed signals
 are delivered 2 ns after their bar unless a test says otherwise. Fees on 2025-06-16 (the
-strategies/fees.py schedules): SEC $0 per $1M, FINRA TAF $0.000166 a share sold, to the cent.
+adapters/fees.py schedules): SEC $0 per $1M, FINRA TAF $0.000166 a share sold, to the cent.
 """
 
 from __future__ import annotations

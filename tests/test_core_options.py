@@ -22,9 +22,7 @@ from strategies.trade_executor.options_pricing import (
     minutes_to_session_close,
     new_order_cutoff,
     occ_symbol,
-    option_fees,
     realized_vol,
-    round_trip_fees,
     select_contract,
     settle_at_expiry,
     spread_for,
@@ -303,38 +301,6 @@ def test_fill_price_crosses_part_of_the_spread():
         fill_price(2.0, "short", 0.04)
     with pytest.raises(OptionsInputError, match="cross_fraction"):
         fill_price(2.0, "buy", 0.04, cross_fraction=1.5)
-
-
-def test_fees():
-    # Alpaca: $0 commission; regulatory per contract (strategies/fees.py schedule): ORF 0.02685 +
-    # OCC 0.02 on both sides, + options TAF 0.00279 (+ SEC on proceeds when the premium is known)
-    # on sells; rounded half-up per order. No trade date = the latest schedule entry (2026-04-04).
-    buy = option_fees("alpaca", 1, "buy")  # 0.02685 + 0.02 = 0.04685 -> 0.05
-    assert (buy.commission, buy.regulatory, buy.total) == (0.0, 0.05, 0.05)
-    assert option_fees("alpaca", 1, "sell").total == 0.05  # 0.04685 + 0.00279 = 0.04964 -> 0.05
-    assert round_trip_fees("alpaca", 1) == 0.10
-    assert round_trip_fees("alpaca", 10) == 0.97  # buy 0.4685 -> 0.47 + sell 0.4964 -> 0.50
-    # SEC on the sale proceeds follows the trade date: 10 x 2.00 x 100 = $2,000 sold
-    assert option_fees("alpaca", 10, "sell", 2.00, date(2025, 5, 13)).total == 0.55  # 0.4964 + 2000 x 27.80e-6 = 0.5520
-    assert option_fees("alpaca", 10, "sell", 2.00, date(2025, 5, 14)).total == 0.50  # 0.4964 + 0
-    assert option_fees("alpaca", 10, "sell", 2.00, date(2026, 4, 4)).total == 0.54  # 0.4964 + 0.0412 = 0.5376
-    # IBKR: $0.65/contract, $1 minimum per order, cheaper for small premiums, + the same regulatory
-    assert option_fees("ibkr", 1, "buy", 2.00).commission == 1.00
-    assert option_fees("ibkr", 10, "buy", 2.00).commission == 6.50
-    assert option_fees("ibkr", 10, "buy", 2.00).total == 6.97  # 6.50 + 0.47
-    assert option_fees("ibkr", 10, "buy", 0.07).commission == 5.00
-    assert option_fees("ibkr", 10, "buy", 0.03).commission == 2.50
-    assert option_fees("ib", 2, "sell", 0.03).commission == 1.00
-    # 6.50 + 0.47 + 6.50 + (0.4964 + SEC 10 x 1.00 x 100 x 20.60e-6 = 0.0206 -> 0.52) = 13.99
-    assert round_trip_fees("ibkr", 10, 2.00, 1.00) == 13.99
-    assert option_fees("ibkr", 0, "buy").total == 0.0
-    with pytest.raises(OptionsInputError, match="contracts"):
-        option_fees("alpaca", 1.5, "buy")
-    with pytest.raises(OptionsInputError, match="side"):
-        option_fees("alpaca", 1, "hold")
-
-
-# -- sizing and settlement -------------------------------------------------------------------------
 
 
 def test_contracts_for_risk():

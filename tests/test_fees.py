@@ -1,4 +1,4 @@
-"""Dated regulatory fees (strategies/fees.py): the rates in force on the fill's New York trade date,
+"""Dated regulatory fees (adapters/fees.py): the rates in force on the fill's New York trade date,
 the same cents in the backtest fee model and the Alpaca adapter. Expected values by hand.
 
 Schedule (domain-facts §3, §8):
@@ -29,19 +29,20 @@ from nautilus_trader.model.objects import Price, Quantity
 from adapters.alpaca.execution import fill_commission
 from adapters.alpaca.parsing import parse_equity, parse_option_contract
 from backtests.fee_model import USEquityFeeModel
-from strategies.fees import (
+from adapters.fees import (
     FEE_SCHEDULE,
     FeeRates,
     FeeSchedule,
     equity_fees,
     fill_fees,
     ibkr_option_commission,
+    option_fees,
     option_fees_alpaca,
     option_fees_ibkr,
     regulatory_fees,
+    round_trip_fees,
     trade_date_of,
 )
-from strategies.trade_executor.options_pricing import option_fees, round_trip_fees
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -186,8 +187,8 @@ def test_fill_fees_dispatches_on_the_instrument():
 
 
 def test_fee_module_does_not_import_nautilus():
-    code = ("import sys, strategies.fees, strategies.trade_executor.options_pricing as op; "
-            "op.option_fees('alpaca', 1, 'sell', 1.0, 0); "
+    code = ("import sys, adapters.fees as f, strategies.trade_executor.options_pricing; "
+            "f.option_fees('alpaca', 1, 'sell', 1.0, 0); "
             "bad = [m for m in sys.modules if m.startswith('nautilus_trader')]; assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT))
     assert r.returncode == 0, r.stderr
@@ -267,3 +268,35 @@ def test_fee_model_option_brokers():
     assert USEquityFeeModel(option_broker="none", clock=clock).option_broker == "alpaca"
     with pytest.raises(ValueError, match="broker"):
         USEquityFeeModel(option_broker="schwab")
+
+
+def test_option_order_fees_split_commission_and_regulatory():
+    # Alpaca: $0 commission; regulatory per contract (adapters/fees.py schedule): ORF 0.02685 +
+    # OCC 0.02 on both sides, + options TAF 0.00279 (+ SEC on proceeds when the premium is known)
+    # on sells; rounded half-up per order. No trade date = the latest schedule entry (2026-04-04).
+    buy = option_fees("alpaca", 1, "buy")  # 0.02685 + 0.02 = 0.04685 -> 0.05
+    assert (buy.commission, buy.regulatory, buy.total) == (0.0, 0.05, 0.05)
+    assert option_fees("alpaca", 1, "sell").total == 0.05  # 0.04685 + 0.00279 = 0.04964 -> 0.05
+    assert round_trip_fees("alpaca", 1) == 0.10
+    assert round_trip_fees("alpaca", 10) == 0.97  # buy 0.4685 -> 0.47 + sell 0.4964 -> 0.50
+    # SEC on the sale proceeds follows the trade date: 10 x 2.00 x 100 = $2,000 sold
+    assert option_fees("alpaca", 10, "sell", 2.00, date(2025, 5, 13)).total == 0.55  # 0.4964 + 2000 x 27.80e-6 = 0.5520
+    assert option_fees("alpaca", 10, "sell", 2.00, date(2025, 5, 14)).total == 0.50  # 0.4964 + 0
+    assert option_fees("alpaca", 10, "sell", 2.00, date(2026, 4, 4)).total == 0.54  # 0.4964 + 0.0412 = 0.5376
+    # IBKR: $0.65/contract, $1 minimum per order, cheaper for small premiums, + the same regulatory
+    assert option_fees("ibkr", 1, "buy", 2.00).commission == 1.00
+    assert option_fees("ibkr", 10, "buy", 2.00).commission == 6.50
+    assert option_fees("ibkr", 10, "buy", 2.00).total == 6.97  # 6.50 + 0.47
+    assert option_fees("ibkr", 10, "buy", 0.07).commission == 5.00
+    assert option_fees("ibkr", 10, "buy", 0.03).commission == 2.50
+    assert option_fees("ib", 2, "sell", 0.03).commission == 1.00
+    # 6.50 + 0.47 + 6.50 + (0.4964 + SEC 10 x 1.00 x 100 x 20.60e-6 = 0.0206 -> 0.52) = 13.99
+    assert round_trip_fees("ibkr", 10, 2.00, 1.00) == 13.99
+    assert option_fees("ibkr", 0, "buy").total == 0.0
+    with pytest.raises(ValueError, match="contracts"):
+        option_fees("alpaca", 1.5, "buy")
+    with pytest.raises(ValueError, match="side"):
+        option_fees("alpaca", 1, "hold")
+
+
+# -- sizing and settlement -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ a day trade) is stamped at the 10:00 close:
   10:06 close 99.40: -91.50
   10:07 close 99.30: -106.50   <- first bar where -106.50 <= -100 (daily_loss_limit 0.1% of 100,000)
   kill-switch exit: market sell at 99.30 - 0.01 = 99.29 -> (99.29 - 100.01) x 150 = -108.00,
-  fees on 2025-06-16 (strategies/fees.py schedule): SEC $0.00 per $1M (from 2025-05-14) + TAF
+  fees on 2025-06-16 (adapters/fees.py schedule): SEC $0.00 per $1M (from 2025-05-14) + TAF
   150 x 0.000166 = 0.0249 -> 0.02 -> pnl -108.02 (the undated $27.80/$1M rate gave 0.44, -108.44)
 
 After the trip the RiskEngine goes REDUCING (the exit passes) then HALTED: no order from any

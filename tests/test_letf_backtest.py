@@ -16,7 +16,7 @@ Fixture (one session, Mon 2025-06-16, crafted QQQ 1-minute bars; rows labelled b
   exit : ETF target = 50.75 · (1 + 3 · 2.00/100.50) = 53.7799 (the signal's 2.00 move, levered);
          TQQQ closes 53.75 at 10:20 (S 102.50), 53.90 at 10:21 (S 102.60) -> profit_target,
          market sell 53.90 − 0.01 = 53.89
-  fees : rates in force on 2025-06-16 (strategies/fees.py schedule): SEC $0.00 per $1M (from
+  fees : rates in force on 2025-06-16 (adapters/fees.py schedule): SEC $0.00 per $1M (from
          2025-05-14) + TAF 98 · 0.000166 = 0.0163 -> 0.02 (the old undated $27.80/$1M rate added
          SEC 98 · 53.89 · 27.80e-6 = 0.1468 -> 0.16)
   pnl  : (53.89 − 50.76) · 98 − 0.02 = 306.74 − 0.02 = 306.72

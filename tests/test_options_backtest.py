@@ -13,7 +13,7 @@ the 0DTE ATM contract, strike 101. Volatility fixed at 20 % (OptionSimConfig.fix
   15 % single-name cap; the options' delta cap (max_option_delta_exposure 50 % of equity, on
   |delta| x 100 x 101 per contract): call delta N(d1) = 0.502308 -> 9 contracts
   (50,000 / 5,073.3 = 9.86), put delta -0.497692 -> 9 contracts (50,000 / 5,026.7 = 9.95)
-  fees (Alpaca, $0 commission; per-contract pass-throughs in force on 2025-06-16, strategies/fees.py):
+  fees (Alpaca, $0 commission; per-contract pass-throughs in force on 2025-06-16, adapters/fees.py):
         buy  9 x (ORF 0.02685 + OCC 0.02) = 0.42165 -> 0.42
         sell 9 x (ORF 0.02685 + OCC 0.02 + options TAF 0.00279) = 0.44676, + SEC $0.00 per $1M
              (from 2025-05-14) -> 0.45;  round trip 0.87

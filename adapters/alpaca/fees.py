@@ -4,10 +4,9 @@ Alpaca charges no commission; every fill pays the regulatory pass-throughs in fo
 York date of the fill: equities the SEC fee + FINRA TAF on sells ($0 on buys); options Alpaca's
 per-contract pass-throughs (ORF + OCC both sides, options TAF + SEC fee on proceeds on sells).
 
-The rates and the formula are ``strategies.fees`` (standard library only, dated schedule), the
-same function the backtest's fee model charges, so a fill costs the same cents live and in a
-backtest. This module is the adapter's one import of the application: nothing else under
-``adapters/`` imports ``strategies``.
+The rates and the formula are ``adapters.fees`` (the venues' dated schedule, standard library
+only), the same function the backtest's fee model charges, so a fill costs the same cents live
+and in a backtest.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument, OptionContract
 
-from strategies.fees import fill_fees, trade_date_of  # the dated fee schedule (pure)
+from adapters.fees import fill_fees, trade_date_of  # the dated fee schedule (pure)
 
 from .parsing import is_option_symbol
 
@@ -36,7 +35,7 @@ def is_option(instrument: Instrument | None, iid: InstrumentId | None = None) ->
 
 def fill_commission(side: OrderSide, qty: Decimal, px: Decimal, ts_event: int,
                     instrument: Instrument | None, iid: InstrumentId | None = None) -> Decimal:
-    """Commission of one Alpaca fill in USD (cents): ``strategies.fees.fill_fees`` — the same
+    """Commission of one Alpaca fill in USD (cents): ``adapters.fees.fill_fees`` — the same
     function as the backtest fee model — on the New York date of ``ts_event`` (the fill's time,
     epoch ns). Options pay Alpaca's per-contract schedule (``is_option``), everything else the
     equity one."""

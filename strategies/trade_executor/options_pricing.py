@@ -50,10 +50,7 @@ Spreads, fills, fees, sizing
 * ``fill_price(mid, side, spread, cross_fraction)``: ``mid ± cross_fraction · spread`` (+ for buys),
   rounded to the tick against the trader. ``cross_fraction = 0`` is a mid fill, 0.5 (default)
   pays half the spread, i.e. a market order filled at the ask / bid, 1.0 pays a full spread.
-* Fees per order (``option_fees``): regulatory pass-through (ORF + OCC clearing on both sides,
-  FINRA TAF + SEC fee on sells) approximated as $0.05 per contract on buys and $0.06 on sells
-  (~$0.11 per contract round trip) at every broker. Commission: Alpaca $0; IBKR $0.65 per
-  contract ($0.50 when the premium is $0.05–$0.10, $0.25 below $0.05), at least $1.00 per order.
+* Fees are the venues': ``adapters/fees.py`` (dated schedule; ``option_fees`` per order).
 * ``contracts_for_risk``: a long option can lose its whole premium, so contracts =
   ``floor(budget / (premium · multiplier))``; 0 when one contract exceeds the budget.
 * ``settle_at_expiry``: intrinsic value per share at the underlying's close.
@@ -77,7 +74,6 @@ __all__ = [
     "SESSION_MINUTES",
     "ContractSize",
     "OptionContract",
-    "OptionFees",
     "OptionsInputError",
     "atm_strike",
     "bs_delta",
@@ -89,9 +85,7 @@ __all__ = [
     "new_order_cutoff",
     "norm_cdf",
     "occ_symbol",
-    "option_fees",
     "realized_vol",
-    "round_trip_fees",
     "select_contract",
     "settle_at_expiry",
     "spread_for",
@@ -565,62 +559,6 @@ def fill_price(mid: float, side: str, spread: float, cross_fraction: float = 0.5
     if s == "sell":
         return max(0.0, _to_tick(m - f * sp, tk, "down"))
     raise OptionsInputError("side", side, "must be 'buy' or 'sell'")
-
-
-# -- fees -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OptionFees:
-    commission: float
-    regulatory: float
-
-    @property
-    def total(self) -> float:
-        return _clean(self.commission + self.regulatory)
-
-
-def option_fees(broker: str, contracts: int, side: str, premium: float | None = None,
-                trade_date: date | datetime | int | None = None) -> OptionFees:
-    """Fees of one order of ``contracts`` contracts (dollars) on ``trade_date`` (New York date of
-    the fill; a ``date``, an aware ``datetime`` or epoch ns).
-
-    One formula with the backtest fee model and the Alpaca adapter: it delegates to the dated
-    schedule of ``strategies/fees.py`` (pure, no Nautilus). Regulatory (every broker, per
-    contract): ORF $0.02685 + OCC clearing $0.02 (at most $55 per order) on buys and sells;
-    on sells also the options TAF $0.00279 and the SEC fee on ``contracts × premium × 100``
-    (left out when ``premium`` is None) — rounded half-up to the cent per order; CAT fees not
-    modelled. Commission: Alpaca $0; IBKR $0.65 per contract ($0.50 for premiums $0.05–$0.10,
-    $0.25 below $0.05; ``premium`` None counts as ≥ $0.10), at least $1.00 per order.
-    ``trade_date`` None uses the latest entry of the fee schedule (backward compatibility).
-    """
-    from strategies.fees import FEE_SCHEDULE, ibkr_option_commission, option_regulatory_fees
-
-    b = _broker(broker)
-    n = _num("contracts", contracts, nonneg=True)
-    if n != int(n):
-        raise OptionsInputError("contracts", contracts, "must be a whole number")
-    n = int(n)
-    s = str(side).strip().lower()
-    if s not in ("buy", "sell"):
-        raise OptionsInputError("side", side, "must be 'buy' or 'sell'")
-    if n == 0:
-        return OptionFees(0.0, 0.0)
-    p = None if premium is None else _num("premium", premium, nonneg=True)
-    when = FEE_SCHEDULE.latest.effective if trade_date is None else trade_date
-    regulatory = option_regulatory_fees(s, n, p, when, multiplier=MULTIPLIER)
-    if b == "alpaca":
-        return OptionFees(0.0, regulatory)
-    return OptionFees(ibkr_option_commission(n, p), regulatory)
-
-
-def round_trip_fees(broker: str, contracts: int, entry_premium: float | None = None,
-                    exit_premium: float | None = None) -> float:
-    """Buy-to-open plus sell-to-close fees in dollars."""
-    return _clean(
-        option_fees(broker, contracts, "buy", entry_premium).total
-        + option_fees(broker, contracts, "sell", exit_premium).total
-    )
 
 
 # -- sizing and settlement ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ class FeeSchedule:
     Dated numbers, keep them in configuration: SEC Section 31 fee $27.80 per $1M of sale proceeds
     (rate effective 2024-05-22) and FINRA Trading Activity Fee $0.000166/share sold, capped at
     $8.30 per trade. Same defaults and rounding (sum, then half-up to the cent) as
-    ``strategies/fees.py`` so backtest and fake-broker fees agree.
+    ``adapters/fees.py`` so backtest and fake-broker fees agree.
     """
 
     sec_fee_per_million: float = 27.80

@@ -1,15 +1,15 @@
-"""Regulatory and broker fees as they are in force on the trade date: one schedule, one formula,
-used identically by the backtest (``backtests.fee_model.USEquityFeeModel``), the Alpaca live adapter
-(``adapters/alpaca/execution.py``) and the options core (``options_pricing.option_fees``).
+"""The venues' fees as they are in force on the trade date: one schedule, one formula, used
+identically by the backtest (``backtests.fee_model.USEquityFeeModel``) and the Alpaca live adapter
+(``adapters/alpaca/fees.py``); IBKR's option commission is here too, for the IBKR venue.
 
-Where it lives (decision). The schedule and the fee functions are pure (standard library only:
-``datetime``, ``decimal``, ``zoneinfo``) and live here, in ``strategies/fees.py``, not in
-``adapters/alpaca/fees.py``: the options core (``strategies.trade_executor``) must not import
-NautilusTrader and importing anything under ``adapters.alpaca`` runs that package's ``__init__``
-(Nautilus configs); the adapter, in turn, imports only this one dependency-free module, not the
-application (``strategies/__init__.py`` is empty). The Nautilus ``FeeModel`` subclass for
-backtests lives with the simulated venue, in ``backtests/fee_model.py``; this module never loads
-NautilusTrader (a layering contract in pyproject.toml, tested).
+Where it lives (decision). Fees are the venues' (brokers' commissions and the regulatory
+pass-throughs they charge), so the schedule lives with the adapters, at ``adapters/fees.py``, a
+module of the ``adapters`` package itself (not of ``adapters.alpaca``, whose ``__init__`` loads
+Nautilus configs). It is pure (standard library only: ``datetime``, ``decimal``, ``zoneinfo``) and
+never loads NautilusTrader (tested), so the backtest's fee model and any venue adapter import it;
+the adapters import nothing of the application (a layering contract in pyproject.toml). The
+Nautilus ``FeeModel`` subclass for backtests lives with the simulated venue, in
+``backtests/fee_model.py``.
 
 Dated rates (``domain-facts.md`` §3 and §8, with the primary sources cited there):
 
@@ -37,7 +37,7 @@ so the backtest and the adapter produce the same cents for the same fill.
 Trade date. The fee schedule is keyed by the *New York* calendar date of the fill time
 (``trade_date_of``: epoch nanoseconds, a timezone-aware ``datetime`` or a ``date``). The new
 functions (``equity_fees``, ``option_fees_alpaca``, ``option_fees_ibkr``, ``fill_fees``) require
-it. The legacy wrappers (``regulatory_fees``, ``options_pricing.option_fees``) accept an
+it. The legacy wrappers (``regulatory_fees``, ``option_fees``) accept an
 optional ``trade_date``; when it is omitted they use the **latest entry of the schedule**
 (``FEE_SCHEDULE.latest``) for backward compatibility, never "today" (the wall clock is not an
 input of this module).
@@ -47,20 +47,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from strategies.trade_executor.calendar import new_york_date
-from strategies.trade_executor.timeutil import aware, ns_to_datetime
 
 NY = ZoneInfo("America/New_York")
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 CENT = Decimal("0.01")
 MILLION = Decimal(1_000_000)
 OPTION_MULTIPLIER = Decimal(100)
 
+
 __all__ = [
+    "OptionFees",
+    "option_fees",
+    "round_trip_fees",
     "FEE_SCHEDULE",
     "FINRA_TAF_CAP",
     "FINRA_TAF_PER_SHARE",
@@ -173,11 +176,13 @@ def trade_date_of(value: date | datetime | int) -> date:
     """The New York calendar date of a fill time: epoch nanoseconds (``int``), a timezone-aware
     ``datetime``, or already a ``date`` (returned as is). Naive datetimes are refused."""
     if isinstance(value, datetime):
-        return new_york_date(aware(value, "trade time"))
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"trade time: must be timezone-aware, got naive {value!r}")
+        return value.astimezone(NY).date()
     if isinstance(value, date):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return new_york_date(ns_to_datetime(value))
+        return (EPOCH + timedelta(microseconds=value // 1000)).astimezone(NY).date()
     raise TypeError(f"trade date must be a date, an aware datetime or epoch ns, got {value!r}")
 
 
@@ -327,3 +332,37 @@ def fill_fees(side: str, qty: Any, price: Any, trade_date: date | datetime | int
         return fn(side, qty, price, trade_date, multiplier=multiplier, schedule=schedule)
     return equity_fees(side, qty, price, trade_date, commission_per_share=commission_per_share,
                        schedule=schedule)
+
+
+@dataclass(frozen=True)
+class OptionFees:
+    commission: float
+    regulatory: float
+
+    @property
+    def total(self) -> float:
+        return _cents(_d(self.commission) + _d(self.regulatory))
+
+
+def option_fees(broker: str, contracts: Any, side: str, premium: Any = None,
+                trade_date: date | datetime | int | None = None) -> OptionFees:
+    """Fees of one option order of ``contracts`` contracts at ``broker`` ("alpaca" or "ibkr") on
+    ``trade_date`` (the New York date of the fill; a ``date``, an aware ``datetime`` or epoch ns),
+    split into commission and regulatory pass-throughs: ``ibkr_option_commission`` (Alpaca: $0) +
+    ``option_regulatory_fees``. ``premium`` None leaves the SEC fee out and counts as >= $0.10 for
+    IBKR; ``trade_date`` None uses the latest entry of the schedule."""
+    b = option_broker_name(broker)
+    n = _contracts(contracts)
+    s = _side(side)
+    if n == 0:
+        return OptionFees(0.0, 0.0)
+    when = FEE_SCHEDULE.latest.effective if trade_date is None else trade_date
+    regulatory = option_regulatory_fees(s, n, premium, when)
+    return OptionFees(0.0 if b == "alpaca" else ibkr_option_commission(n, premium), regulatory)
+
+
+def round_trip_fees(broker: str, contracts: Any, entry_premium: Any = None, exit_premium: Any = None) -> float:
+    """Buy-to-open plus sell-to-close fees in dollars."""
+    return _cents(_d(option_fees(broker, contracts, "buy", entry_premium).total)
+                  + _d(option_fees(broker, contracts, "sell", exit_premium).total))
+
