@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable
 
 import numpy as np
@@ -82,12 +82,7 @@ from backtests import catalog_io
 from backtests.letf_synth import LETFInputError, frame_from_ohlcv, synthesize_letf, to_ohlcv_frame
 from strategies.trade_executor.etf_catalog import ETF_TICKERS, LEVERAGED_ETF_CATALOG, SECTOR_ETF_KEYS
 from strategies.trade_executor.instrument_router import InstrumentRouter
-from strategies.trade_executor.models import (
-    TIMEFRAME_TRADE_TYPE,
-    ExecutorConfig,
-    InstrumentMode,
-    TradeSignal,
-)
+from strategies.trade_executor.models import ExecutorConfig, InstrumentMode
 
 __all__ = [
     "DEFAULT_EXPENSE_RATIO",
@@ -162,35 +157,13 @@ def fund_terms(ticker: str) -> dict[str, Any] | None:
             "expense_ratio_source": "catalog" if er is not None else "default"}
 
 
-def _probe(ticker: str, direction: str, timeframe: str) -> TradeSignal:
-    long = direction == "long"
-    return TradeSignal(signal_type="trend_aligned_long" if long else "trend_aligned_short",
-                       direction=direction, ticker=ticker, timeframe=timeframe, conviction=80,
-                       entry_price=100.0, stop_loss=99.0 if long else 101.0,
-                       target_price=102.0 if long else 98.0, cloud_states=[],
-                       timestamp=datetime(2025, 1, 2, 15, 0, tzinfo=timezone.utc))
-
-
 def reachable_funds(symbols: Iterable[str], xcfg: ExecutorConfig) -> dict[str, list[str]]:
     """Fund ticker -> signal symbols that can route to it in ``xcfg``'s mode (empty in stock /
-    options mode). Probes the executor's own router for every direction and trade type."""
-    mode = InstrumentMode(xcfg.instrument_mode)
-    router = InstrumentRouter(mode, min_etf_daily_volume=xcfg.min_etf_daily_volume,
-                              prefer_3x_for_day_trades=xcfg.prefer_3x_for_day_trades,
-                              sector_mapping=True)
-    timeframes = {}
-    for tf, tt in TIMEFRAME_TRADE_TYPE.items():
-        timeframes.setdefault(tt, tf)
-    out: dict[str, list[str]] = {}
-    for sym in symbols:
-        for direction in ("long", "short"):
-            for tf in timeframes.values():
-                d = router.route(_probe(sym, direction, tf))
-                if d.instrument_type == "leveraged_etf" and d.tradeable:
-                    out.setdefault(d.ticker, [])
-                    if sym not in out[d.ticker]:
-                        out[d.ticker].append(sym)
-    return dict(sorted(out.items()))
+    options mode): the executor's own router, probed for every direction and trade type, with
+    sector mapping on (a superset of what the run's setting allows)."""
+    router = InstrumentRouter(InstrumentMode(xcfg.instrument_mode), min_etf_daily_volume=xcfg.min_etf_daily_volume,
+                              prefer_3x_for_day_trades=xcfg.prefer_3x_for_day_trades, sector_mapping=True)
+    return router.reachable_funds(symbols)
 
 
 def underlying_for(fund: str, available: Iterable[str], overrides: dict[str, str] | None = None) -> str | None:

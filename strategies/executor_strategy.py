@@ -89,6 +89,9 @@ class ExecutorStrategyConfig(StrategyConfig, frozen=True):
     # debits the premium (equity = balance + the options' market value); the Alpaca adapter
     # reports equity minus unrealised P&L (equity = balance + their unrealised P&L, as stocks).
     option_premium_debited: bool = True
+    # Live: follow the operator's instrument mode in executor_control (``trade-executor mode set``,
+    # the dashboard) at every control poll, without a restart. Backtests keep their mode.
+    follow_control_mode: bool = False
 
 
 class _EngineView:
@@ -128,6 +131,16 @@ class _EngineView:
         px = closed[-1].avg_px_close if closed else None
         return None if px is None else float(px)
 
+    def control_mode(self) -> str | None:
+        control = self._s.control
+        if control is None:
+            return None
+        try:
+            return control.instrument_mode()
+        except Exception as e:  # noqa: BLE001 - keep the mode as is; retry at the next poll
+            self._s.log.error(f"executor_control (instrument mode) not readable: {e}")
+            return None
+
     def control_latch(self) -> Any:
         control = self._s.control
         if control is None:
@@ -160,7 +173,8 @@ class ExecutorStrategy(Strategy):
             option_broker=config.option_broker, option_strike_increment=config.option_strike_increment,
             option_cutoff_exit=config.option_cutoff_exit,
             option_min_minutes_before_cutoff=config.option_min_minutes_before_cutoff,
-            option_premium_debited=config.option_premium_debited))
+            option_premium_debited=config.option_premium_debited,
+            follow_control_mode=config.follow_control_mode))
         self._bar_types: dict[BarType, tuple[str, str]] = {}  # 1m and higher-timeframe bars -> (symbol, tf)
         self._minute_alert: str | None = None
         self._minute_seq = 0

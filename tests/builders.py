@@ -97,6 +97,7 @@ class FakeEngine:
     held: dict[str, float] = field(default_factory=dict)
     closed_px: dict[str, float] = field(default_factory=dict)
     latch: Latch | None = None
+    mode: str | None = None  # the operator's instrument mode in executor_control
     count: int = 0
 
     def new_order_id(self) -> str:
@@ -120,6 +121,9 @@ class FakeEngine:
 
     def last_close_price(self, instrument: str) -> float | None:
         return self.closed_px.get(instrument)
+
+    def control_mode(self) -> str | None:
+        return self.mode
 
     def control_latch(self) -> Latch | None:
         return self.latch

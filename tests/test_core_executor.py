@@ -269,3 +269,33 @@ def test_options_policy_buys_the_atm_call_at_the_ask_and_sizes_by_premium():
     assert (entry.instrument, entry.qty, entry.order_type) == (contract, rec.record.shares, "market")
     assert rec.record.details["size"]["raw_shares"] == pytest.approx(5000 / 205, abs=1e-4)
     assert of(c.SubscribeQuotes, out) == [c.SubscribeQuotes(contract)]
+
+
+def test_mode_change_routes_new_entries_only_and_is_journaled():
+    core, engine = make_core("stock", follow_control_mode=True)
+    entered(core, engine)
+    engine.latch = Latch(active=False)
+    engine.mode = "leveraged_etf"
+    out = core.on_poll(NOW + timedelta(seconds=5))
+    [ev] = [e for e in of(c.RecordEvent, out) if e.kind == "instrument_mode"]
+    assert (ev.data["from"], ev.data["to"], ev.data["open_positions"]) == ("stock", "leveraged_etf", 1)
+    assert core.router.route(signal(ts=NOW)).instrument_type == "leveraged_etf"
+    mp = core.pm.by_signal[SIG.signal_id]
+    assert (mp.decision.instrument_type, mp.instrument) == ("stock", "QQQ.XNAS")  # the open trade stays
+    assert core.on_poll(NOW + timedelta(seconds=10)) == []  # nothing new to follow
+
+
+def test_a_bad_mode_in_control_is_refused_once_and_the_mode_stays():
+    core, engine = make_core("stock", follow_control_mode=True)
+    engine.mode = "crypto"
+    out = core.on_poll(NOW)
+    assert [e.kind for e in of(c.RecordEvent, out)] == ["instrument_mode_refused"]
+    assert core.xconfig.instrument_mode.value == "stock"
+    assert of(c.RecordEvent, core.on_poll(NOW + timedelta(seconds=5))) == []
+
+
+def test_backtests_ignore_the_control_mode():
+    core, engine = make_core("stock")  # follow_control_mode False (the default)
+    engine.mode = "leveraged_etf"
+    core.on_poll(NOW)
+    assert core.xconfig.instrument_mode.value == "stock"

@@ -192,6 +192,10 @@ class EngineView(Protocol):
         """The closing price of the venue's last closed position in it."""
         ...
 
+    def control_mode(self) -> str | None:
+        """The operator's instrument mode in executor_control, or None (not set / unreadable)."""
+        ...
+
     def control_latch(self) -> Any:
         """The operator's kill-switch latch (``.active``, ``.reason``, ``.activated_at``), or None
         when there is no executor_control store or it cannot be read now."""

@@ -84,6 +84,9 @@ class CoreSettings:
     option_min_minutes_before_cutoff: float = 15.0
     option_premium_debited: bool = True
     actor: str = "executor"  # who the kill-switch latch names when the executor trips it
+    # live: the operator's instrument mode in executor_control (CLI, dashboard) is followed at
+    # every control poll; backtests keep the mode they were started with
+    follow_control_mode: bool = False
 
 
 class ExecutorCore(MinuteMixin, ControlMixin):
@@ -121,6 +124,7 @@ class ExecutorCore(MinuteMixin, ControlMixin):
         # signal id -> time of its first decision (this run, and the journal's for this run id):
         # a re-sent id is rejected ``duplicate_signal`` for the life of the journal
         self.decided_signals: dict[str, datetime] = {}
+        self._refused_mode: str | None = None
         self._init_minute()
         self._out: list[Command] = []
         self._now: datetime | None = None

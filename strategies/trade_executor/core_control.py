@@ -9,6 +9,7 @@ daily-loss latch resets at the next session open; every other trigger waits for 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from strategies.trade_executor.commands import (
     SubscribeQuotes,
 )
 from strategies.trade_executor.etf_catalog import sector_of
+from strategies.trade_executor.instrument_router import InstrumentRouter
 from strategies.trade_executor.position_manager import ManagedPosition
 from strategies.trade_executor.timeutil import ns_to_datetime
 
@@ -140,14 +142,41 @@ class ControlMixin:
     def _poll_control(self: ExecutorCore, now: datetime) -> None:
         """Pick up operator actions on the executor_control latch (trip or resume)."""
         latch = self.engine.control_latch()
-        if latch is None:
-            return
         ks = self.kill_switch
-        if latch.active and not ks.is_active:
+        if latch is not None and latch.active and not ks.is_active:
             ks.activate(latch.reason or "manual: operator", now=now)
             self._on_kill_switch(now, persist=False)
-        elif not latch.active and ks.is_active:
+        elif latch is not None and not latch.active and ks.is_active:
             self._resume(now, f"resumed by operator (latch was: {ks.reason})", by="operator", persist=False)
+        if self.settings.follow_control_mode:
+            mode = self.engine.control_mode()
+            if mode and mode != self.xconfig.instrument_mode.value:
+                self._set_mode(mode, now, by="operator")
+
+    def set_mode(self: ExecutorCore, mode: str, now: datetime, *, by: str) -> list[Command]:
+        """Change the instrument mode while running: new entries route by it from now on; open
+        positions stay managed in the instrument they were opened in."""
+        return self._call(now, self._set_mode, mode, now, by=by)
+
+    def _set_mode(self: ExecutorCore, mode: str, now: datetime, *, by: str) -> None:
+        old = self.xconfig.instrument_mode.value
+        try:
+            new = replace(self.xconfig, instrument_mode=mode)
+        except ValueError as e:
+            if self._refused_mode != mode:  # once per bad value, not at every poll
+                self._refused_mode = mode
+                self._event(now, "instrument_mode_refused", f"instrument mode {mode!r} refused: {e}",
+                            {"mode": mode, "current": old, "by": by})
+                self._emit(Log("error", f"instrument mode {mode!r} refused, staying in {old}: {e}"))
+            return
+        self.xconfig = new
+        self.router = InstrumentRouter.from_config(new)
+        open_in = sorted({mp.decision.instrument_type for mp in self.pm.by_signal.values()})
+        self._event(now, "instrument_mode", f"instrument mode {old} -> {new.instrument_mode.value} (by {by}); "
+                    f"{len(self.pm.by_signal)} open position(s) keep their instruments",
+                    {"from": old, "to": new.instrument_mode.value, "by": by, "open_positions": len(self.pm.by_signal),
+                     "open_instrument_types": open_in})
+        self._emit(Log("info", f"instrument mode {old} -> {new.instrument_mode.value} (by {by})"))
 
     def on_poll(self: ExecutorCore, now: datetime) -> list[Command]:
         """The operator poll (live: every few seconds): the latch, then the kill-switch check."""

@@ -41,6 +41,7 @@ healthcare/CURE, every candidate below the liquidity floor), ``route`` returns
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from strategies.trade_executor.etf_catalog import (
@@ -54,9 +55,12 @@ from strategies.trade_executor.models import (
     ETFSelection,
     ExecutorConfig,
     InstrumentDecision,
+    TIMEFRAME_TRADE_TYPE,
     InstrumentMode,
     TradeSignal,
 )
+
+_PROBE_TIME = datetime(2025, 1, 2, 15, 0, tzinfo=timezone.utc)  # any valid time: routing ignores it
 
 # mode -> trade type -> instrument type
 MODE_TABLE: dict[InstrumentMode, dict[str, str]] = {
@@ -120,6 +124,34 @@ class InstrumentRouter:
             sector_mapping=config.etf_sector_mapping,
             both_mode_etf_min_conviction=config.both_mode_etf_min_conviction,
         )
+
+    def reachable_funds(self, symbols, *, mode: InstrumentMode | str | None = None) -> dict[str, list[str]]:
+        """Fund ticker -> signal symbols that can route to it (in ``mode``, default this router's;
+        empty in stock / options mode): the router itself is probed for every direction and
+        trade type. Live nodes subscribe these funds' bars; backtests build their bars."""
+        probe_router = self if mode is None else InstrumentRouter(
+            mode, etf_catalog=self.etf_catalog, min_etf_daily_volume=self.min_etf_daily_volume,
+            prefer_3x_for_day_trades=self.prefer_3x_for_day_trades, sector_mapping=self.sector_mapping,
+            both_mode_etf_min_conviction=self.both_mode_etf_min_conviction)
+        timeframes: dict[str, str] = {}
+        for tf, tt in TIMEFRAME_TRADE_TYPE.items():
+            timeframes.setdefault(tt, tf)
+        out: dict[str, list[str]] = {}
+        for sym in symbols:
+            for direction in ("long", "short"):
+                for tf in timeframes.values():
+                    long = direction == "long"
+                    probe = TradeSignal(signal_type="trend_aligned_long" if long else "trend_aligned_short",
+                                        direction=direction, ticker=sym, timeframe=tf, conviction=80,
+                                        entry_price=100.0, stop_loss=99.0 if long else 101.0,
+                                        target_price=102.0 if long else 98.0, cloud_states=[],
+                                        timestamp=_PROBE_TIME)
+                    d = probe_router.route(probe)
+                    if d.instrument_type == "leveraged_etf" and d.tradeable:
+                        out.setdefault(d.ticker, [])
+                        if probe.ticker not in out[d.ticker]:
+                            out[d.ticker].append(probe.ticker)
+        return dict(sorted(out.items()))
 
     # ── routing ──────────────────────────────────────────────────────────────────────────────
     def _both_day_by_conviction(self, signal: TradeSignal) -> bool:
