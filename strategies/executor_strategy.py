@@ -107,6 +107,15 @@ class _EngineView:
         account = self._s.portfolio.account(self._s.venue)
         return 0.0 if account is None else float(account.balance_total().as_double())
 
+    def broker_buying_power(self) -> float | None:
+        account = self._s.portfolio.account(self._s.venue)
+        event = None if account is None else account.last_event
+        info = getattr(event, "info", None) or {}
+        try:
+            return float(info["buying_power"]) if info.get("buying_power") is not None else None
+        except (TypeError, ValueError):
+            return None
+
     def tick(self, instrument: str) -> float | None:
         inst = self._s.cache.instrument(InstrumentId.from_str(instrument))
         return None if inst is None else float(inst.price_increment)

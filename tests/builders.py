@@ -98,6 +98,7 @@ class FakeEngine:
     closed_px: dict[str, float] = field(default_factory=dict)
     latch: Latch | None = None
     mode: str | None = None  # the operator's instrument mode in executor_control
+    bp: float | None = None  # the broker's reported buying power (None: a simulated venue)
     count: int = 0
 
     def new_order_id(self) -> str:
@@ -106,6 +107,9 @@ class FakeEngine:
 
     def balance(self) -> float:
         return self.cash
+
+    def broker_buying_power(self) -> float | None:
+        return self.bp
 
     def tick(self, instrument: str) -> float | None:
         return self.ticks.get(instrument)

@@ -299,3 +299,14 @@ def test_backtests_ignore_the_control_mode():
     engine.mode = "leveraged_etf"
     core.on_poll(NOW)
     assert core.xconfig.instrument_mode.value == "stock"
+
+
+def test_live_buying_power_is_bounded_by_the_brokers_figure():
+    core, engine = make_core()
+    assert core.account_state(NOW).buying_power == 200_000.0  # a simulated venue: Reg-T 2x equity
+    engine.bp = 12_000.0  # the broker says less (cash account, other orders, PDT ...)
+    assert core.account_state(NOW).buying_power == 12_000.0
+    bar(core, 100.0, T0)
+    [rec] = of(c.RecordDecision, core.on_signal(SIG, NOW))
+    # 150 shares by the single-name cap, but only 12,000 / 100.10 (price + slippage buffer) fit
+    assert rec.record.shares == 119 and rec.record.details["risk"]["buying_power"] == 12_000.0

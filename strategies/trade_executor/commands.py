@@ -174,6 +174,10 @@ class EngineView(Protocol):
 
     def balance(self) -> float: ...
 
+    def broker_buying_power(self) -> float | None:
+        """The buying power the broker last reported (live), or None (a simulated venue)."""
+        ...
+
     def tick(self, instrument: str) -> float | None:
         """The instrument's price increment, or None when the venue does not list it."""
         ...

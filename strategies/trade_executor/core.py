@@ -182,6 +182,11 @@ class ExecutorCore(MinuteMixin, ControlMixin):
         pending = self.pm.pending_orders(self.last_price.get)
         pending_notional = sum(p.price * p.shares for p in pending)
         buying_power = max(0.0, equity * self.settings.buying_power_multiplier - gross - pending_notional)
+        broker_bp = self.engine.broker_buying_power()
+        if broker_bp is not None:
+            # live: the broker's own figure bounds it (less what our working entries will still
+            # take: counted twice if the broker already reserved it, which errs on the safe side)
+            buying_power = min(buying_power, max(0.0, broker_bp - pending_notional))
         starting = self.starting_equity if self.starting_equity is not None else equity
         return AccountState(
             equity=equity, cash=self.engine.balance(), buying_power=buying_power, open_positions=positions,
