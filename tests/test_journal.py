@@ -17,6 +17,7 @@ import textwrap
 import threading
 import time
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,9 @@ from strategies.journal import (
     new_run_id,
 )
 from strategies.stats import max_drawdown
-from strategies.trade_executor.models import Position, SignalType, TradeSignal
+from strategies.trade_executor.models import Position, TradeSignal
+from tests import builders
+from tests.builders import utc
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 UTC = timezone.utc
@@ -124,13 +127,8 @@ def _seed_metadata() -> sa.MetaData:
     return md
 
 
-def _signal(ticker: str = "QQQ", ts: datetime | None = None, **kw) -> TradeSignal:
-    return TradeSignal(
-        signal_type=kw.pop("signal_type", SignalType.CLOUD_CROSS_BULLISH), direction=kw.pop("direction", "long"),
-        ticker=ticker, timeframe=kw.pop("timeframe", "5m"), conviction=kw.pop("conviction", 80),
-        entry_price=kw.pop("entry_price", 100.0), stop_loss=kw.pop("stop_loss", 98.0),
-        target_price=kw.pop("target_price", 104.0), cloud_states=[],
-        timestamp=ts or datetime(2025, 6, 17, 14, 0, tzinfo=UTC), **kw)
+# a long QQQ 5m signal at 100, stop 98, target 104, at 10:00 New York on Tue 2025-06-17
+_signal = partial(builders.signal, timeframe="5m", target=104.0, ts=utc(2025, 6, 17, 14, 0), volume_confirmed=None)
 
 
 def _trade_row(**over) -> dict:
@@ -168,7 +166,7 @@ def test_migrations_agree_with_models(db_url: str) -> None:
         assert _diff(engine, _seed_metadata()) == [], "135 must create the seed's tables exactly"
         assert _diff(engine, Base.metadata) != []  # the comparison does see differences
         jdb.upgrade(db_url)
-        assert jdb.current_revision(db_url) == "138_json_columns"
+        assert jdb.current_revision(db_url) == "139_orders_fills"
         assert _diff(engine, Base.metadata) == []
         insp = sa.inspect(engine)
         idx = {i["name"]: (i["column_names"], bool(i["unique"])) for i in insp.get_indexes("trade_executions")}
@@ -323,7 +321,7 @@ def test_round_trip_every_record_type(engine: sa.Engine) -> None:
 def test_entry_exit_lifecycle(engine: sa.Engine) -> None:
     w = TradeJournalWriter(engine, run_id="life")
     t0 = datetime(2025, 6, 17, 14, 0, tzinfo=UTC)
-    sig = _signal("QQQ", t0)
+    sig = _signal("QQQ", ts=t0)
     pos = Position(ticker="TQQQ", direction="long", entry_price=80.0, current_price=80.0, shares=100,
                    stop_loss=78.0, target_price=84.0, entry_time=t0, signal_id=sig.signal_id, trade_type="day",
                    instrument_type="leveraged_etf", leverage=3.0, underlying="QQQ")
@@ -351,7 +349,7 @@ def test_entry_exit_lifecycle(engine: sa.Engine) -> None:
     # short entry, full exit: (50 - 49) * 20 * -1 = -20
     spos = Position(ticker="SPY", direction="short", entry_price=50.0, current_price=50.0, shares=20,
                     stop_loss=51.0, target_price=48.0, entry_time=t0, signal_id="S-1", trade_type="swing")
-    sid = w.record_entry(_signal("SPY", t0, direction="short", entry_price=50.0, stop_loss=51.0, target_price=48.0),
+    sid = w.record_entry(_signal("SPY", "short", ts=t0, entry=50.0, stop=51.0, target=48.0),
                          OrderResult("E-2", "filled", 20, 50.0, "ibkr", t0), spos)
     w.record_exit(spos, "stop_loss", OrderResult("X-3", "filled", 20, 51.0, "ibkr", t0 + timedelta(days=1)))
     (srow,) = [r for r in w.get_trade_history(ticker="SPY", now=t0 + timedelta(days=2))]
@@ -381,11 +379,11 @@ def test_daily_summary_hand_computed(engine: sa.Engine) -> None:
     t0 = datetime(2025, 6, 17, 15, 0, tzinfo=UTC)
     lp = Position(ticker="AAPL", direction="long", entry_price=100.0, current_price=100.0, shares=10,
                   stop_loss=99.0, target_price=None, entry_time=t0, signal_id="L-1", trade_type="swing")
-    w.record_entry(_signal("AAPL", t0), OrderResult("G", "filled", 10, 100.0, "sim", t0), lp)
+    w.record_entry(_signal("AAPL", ts=t0), OrderResult("G", "filled", 10, 100.0, "sim", t0), lp)
     w.mark_price("AAPL", 103.0, t0 + timedelta(hours=1))
     sp = Position(ticker="NVDA", direction="short", entry_price=50.0, current_price=52.0, shares=5,
                   stop_loss=51.0, target_price=48.0, entry_time=t0, signal_id="S-1", trade_type="swing")
-    w.record_entry(_signal("NVDA", t0, direction="short", entry_price=50.0, stop_loss=51.0, target_price=48.0),
+    w.record_entry(_signal("NVDA", "short", ts=t0, entry=50.0, stop=51.0, target=48.0),
                    OrderResult("H", "filled", 5, 50.0, "sim", t0), sp)
     w.record_trade(_trade_row(order_id="I", ticker="SPY", status="open", exit_price=None, exit_time=None,
                               exit_reason=None, pnl=None, pnl_pct=None, metadata_json=None))

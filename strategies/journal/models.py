@@ -12,6 +12,8 @@ Tables
 * ``executor_control`` -- operator state that must outlive a process (kill-switch latch,
   instrument mode), key -> JSON value.
 * ``backtest_runs`` -- one row per backtest run (its ``run_id`` tags that run's rows elsewhere).
+* ``executor_orders`` / ``executor_fills`` -- the order book: every order of a run as the engine
+  last saw it, and every execution (migration 139; written by ``strategies.order_recorder``).
 
 Conventions
 -----------
@@ -579,6 +581,134 @@ class BacktestRunRecord(Base):
         return _datetime(key, value)
 
 
+# ── order book (migration 139) ────────────────────────────────────────────────────────────────
+
+ORDER_STATUSES: tuple[str, ...] = (
+    "INITIALIZED", "DENIED", "EMULATED", "RELEASED", "SUBMITTED", "ACCEPTED", "REJECTED", "CANCELED",
+    "EXPIRED", "TRIGGERED", "PENDING_UPDATE", "PENDING_CANCEL", "PARTIALLY_FILLED", "FILLED")
+# no further event can change these (NautilusTrader's closed order states)
+TERMINAL_ORDER_STATUSES: frozenset[str] = frozenset({"DENIED", "REJECTED", "CANCELED", "EXPIRED", "FILLED"})
+
+
+class OrderRecord(Base):
+    """One order of a run as NautilusTrader's engine last saw it (upserted on every order event by
+    ``strategies.order_recorder.OrderRecorder``): the order book's working orders and history."""
+
+    __tablename__ = "executor_orders"
+    __table_args__ = (Index("uq_executor_orders_run_id_client_order_id", "run_id", "client_order_id", unique=True),
+                      Index("ix_executor_orders_run_id_status", "run_id", "status"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    client_order_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    venue_order_id: Mapped[str | None] = mapped_column(String(64))
+    strategy_id: Mapped[str | None] = mapped_column(String(64))
+    instrument_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    ticker: Mapped[str] = mapped_column(String(32), nullable=False)
+    side: Mapped[str] = mapped_column(String(10), nullable=False)  # BUY / SELL
+    order_type: Mapped[str] = mapped_column(String(30), nullable=False)  # MARKET, LIMIT, STOP_MARKET, ...
+    time_in_force: Mapped[str | None] = mapped_column(String(10))
+    quantity: Mapped[float] = mapped_column(Float, nullable=False)
+    filled_qty: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    price: Mapped[float | None] = mapped_column(Float)  # limit price
+    trigger_price: Mapped[float | None] = mapped_column(Float)  # stop trigger
+    avg_px: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    reduce_only: Mapped[bool | None] = mapped_column(Boolean)
+    signal_id: Mapped[str | None] = mapped_column(String(100), index=True)  # from the order's tags
+    role: Mapped[str | None] = mapped_column(String(40))  # entry:market, stop, exit, add, ... (tags)
+    tags: Mapped[list | None] = mapped_column(JSONType)
+    last_event: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(Text)  # denial / rejection / cancel-reject reason
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)  # engine time (ts_init)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)  # last event's ts_event
+
+    @validates("quantity", "filled_qty")
+    def _v_qty(self, key: str, value: Any) -> float | None:
+        f = _finite(key, value)
+        if f is not None and f < 0:
+            raise ValueError(f"{key} must be >= 0, got {value!r}")
+        return f
+
+    @validates("price", "trigger_price", "avg_px")
+    def _v_price(self, key: str, value: Any) -> float | None:
+        return _finite(key, value)
+
+    @validates("status")
+    def _v_status(self, key: str, value: Any) -> str | None:
+        return _choice(key, value, ORDER_STATUSES)
+
+    @validates("run_id", "client_order_id", "venue_order_id", "strategy_id", "instrument_id", "ticker", "side",
+               "order_type", "time_in_force", "last_event")
+    def _v_str(self, key: str, value: Any) -> str | None:
+        return _string(self, key, value)
+
+    @validates("signal_id", "role")
+    def _v_str_trunc(self, key: str, value: Any) -> str | None:
+        return _string(self, key, value, truncate=True)
+
+    @validates("tags")
+    def _v_tags(self, key: str, value: Any) -> list | None:
+        return _json_doc(key, value, list)
+
+    @validates("created_at", "updated_at")
+    def _v_time(self, key: str, value: Any) -> datetime | None:
+        return _datetime(key, value)
+
+
+class FillRecord(Base):
+    """One execution (NautilusTrader ``OrderFilled``) of a run's order."""
+
+    __tablename__ = "executor_fills"
+    __table_args__ = (Index("uq_executor_fills_run_id_order_trade", "run_id", "client_order_id", "trade_id",
+                            unique=True),
+                      Index("ix_executor_fills_run_id_ts", "run_id", "ts"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)  # the fill's ts_event
+    client_order_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    venue_order_id: Mapped[str | None] = mapped_column(String(64))
+    trade_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    instrument_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    ticker: Mapped[str] = mapped_column(String(32), nullable=False)
+    side: Mapped[str] = mapped_column(String(10), nullable=False)
+    quantity: Mapped[float] = mapped_column(Float, nullable=False)
+    price: Mapped[float] = mapped_column(Float, nullable=False)
+    commission: Mapped[float | None] = mapped_column(Float)
+    liquidity_side: Mapped[str | None] = mapped_column(String(10))
+    signal_id: Mapped[str | None] = mapped_column(String(100))
+    role: Mapped[str | None] = mapped_column(String(40))
+
+    @validates("quantity")
+    def _v_qty(self, key: str, value: Any) -> float | None:
+        return _finite(key, value, positive=True)
+
+    @validates("price")
+    def _v_price(self, key: str, value: Any) -> float | None:
+        f = _finite(key, value)
+        if f is not None and f < 0:
+            raise ValueError(f"{key} must be >= 0, got {value!r}")
+        return f
+
+    @validates("commission")
+    def _v_commission(self, key: str, value: Any) -> float | None:
+        return _finite(key, value)
+
+    @validates("run_id", "client_order_id", "venue_order_id", "trade_id", "instrument_id", "ticker", "side",
+               "liquidity_side")
+    def _v_str(self, key: str, value: Any) -> str | None:
+        return _string(self, key, value)
+
+    @validates("signal_id", "role")
+    def _v_str_trunc(self, key: str, value: Any) -> str | None:
+        return _string(self, key, value, truncate=True)
+
+    @validates("ts")
+    def _v_time(self, key: str, value: Any) -> datetime | None:
+        return _datetime(key, value)
+
+
 __all__ = [
     "Base",
     "BacktestRunRecord",
@@ -586,10 +716,14 @@ __all__ = [
     "EquitySnapshotRecord",
     "ExecutorControlRecord",
     "ExecutorEventRecord",
+    "FillRecord",
     "INSTRUMENT_TYPES",
     "JSONType",
     "LIVE_RUN_ID",
+    "ORDER_STATUSES",
+    "OrderRecord",
     "SignalDecisionRecord",
+    "TERMINAL_ORDER_STATUSES",
     "TRADE_STATUSES",
     "TradeExecutionRecord",
     "UTCDateTime",

@@ -23,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from strategies.execution_log import TRADE_COLUMNS, DecisionRecord
+from strategies.trade_executor.timeutil import stored_utc
 from strategies.journal.models import (
     LIVE_RUN_ID,
     EquitySnapshotRecord,
@@ -177,9 +178,7 @@ def _live_or(run_id: str | None) -> str:
 def _aware(name: str, value: Any) -> datetime:
     if not isinstance(value, datetime):
         raise ValueError(f"{name} must be a datetime, got {value!r}")
-    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
+    return stored_utc(value)
 
 
 # ── record builders (caller's thread; raise ValueError on bad input) ──────────────────────────

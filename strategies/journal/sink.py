@@ -44,7 +44,19 @@ from strategies.journal.records import (
     exit_fill,
     trade_record_from_row,
 )
-from strategies.journal.writer import TradeJournalWriter, _add_op, _exit_op, _mark_op, _Op, _trade_op
+from strategies.journal.models import FillRecord, OrderRecord, check_required
+from strategies.journal.writer import (
+    TradeJournalWriter,
+    _add_op,
+    _exit_op,
+    _fill_op,
+    _fills_op,
+    _mark_op,
+    _Op,
+    _order_op,
+    _orders_op,
+    _trade_op,
+)
 
 _STOP = object()
 
@@ -110,6 +122,30 @@ class JournalSink:
         JournalReader.get_decided_signal_ids)."""
         self.flush()
         return self.writer.get_decided_signal_ids(since)
+
+    def record_order(self, rec: OrderRecord) -> None:
+        """Queue an upsert of an order-book row (batched like decisions; ``flush()`` to wait)."""
+        check_required(rec)
+        self._put(_order_op(rec))
+
+    def record_fill(self, rec: FillRecord) -> None:
+        """Queue an execution row (batched; the trade row itself stays durable per fill)."""
+        check_required(rec)
+        self._put(_fill_op(rec))
+
+    def record_orders(self, recs: list[OrderRecord]) -> None:
+        """Queue one upsert of many order rows (a backtest's buffered OrderRecorder)."""
+        for r in recs:
+            check_required(r)
+        if recs:
+            self._put(_orders_op(list(recs)))
+
+    def record_fills(self, recs: list[FillRecord]) -> None:
+        """Queue one insert of many fill rows."""
+        for r in recs:
+            check_required(r)
+        if recs:
+            self._put(_fills_op(list(recs)))
 
     # ── the seed's write methods, durable like record_trade ──
     def record_entry(self, signal: Any, order_result: Any, position: Any) -> int:

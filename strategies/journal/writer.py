@@ -42,6 +42,8 @@ from strategies.journal.models import (
     BacktestRunRecord,
     Base,
     DailyPnLRecord,
+    FillRecord,
+    OrderRecord,
     TradeExecutionRecord,
     _finite,
     check_required,
@@ -185,6 +187,100 @@ def _mark_op(run_id: str, ticker: str, price: float, ts: datetime | None) -> _Op
     return _Op(fn, "trade_executions(mark)")
 
 
+ORDER_UPDATE_COLUMNS = ("venue_order_id", "strategy_id", "instrument_id", "ticker", "side", "order_type",
+                        "time_in_force", "quantity", "filled_qty", "price", "trigger_price", "avg_px", "status",
+                        "reduce_only", "signal_id", "role", "tags", "last_event", "reason", "updated_at")
+
+
+def _order_op(rec: OrderRecord) -> _Op:
+    """Upsert an order row by (run_id, client_order_id): the order as the engine last saw it."""
+
+    def fn(s: Session) -> int:
+        row = s.scalars(select(OrderRecord).where(OrderRecord.run_id == rec.run_id,
+                                                  OrderRecord.client_order_id == rec.client_order_id)).first()
+        if row is None:
+            s.add(_fresh(rec))
+            s.flush()
+            return rec.id
+        for c in ORDER_UPDATE_COLUMNS:
+            v = getattr(rec, c)
+            if v is None and c in ("venue_order_id", "reason", "avg_px"):
+                continue  # a later event without it does not erase what an earlier one told
+            setattr(row, c, v)
+        s.flush()
+        return row.id
+
+    return _Op(fn, "executor_orders")
+
+
+def _fill_op(rec: FillRecord) -> _Op:
+    """Insert a fill row unless that execution (run_id, client_order_id, trade_id) is there already
+    (a live node may hear of one fill twice: the stream and the reconciliation after a reconnect)."""
+
+    def fn(s: Session) -> int | None:
+        exists_ = s.scalars(select(FillRecord.id).where(FillRecord.run_id == rec.run_id,
+                                                        FillRecord.client_order_id == rec.client_order_id,
+                                                        FillRecord.trade_id == rec.trade_id)).first()
+        if exists_ is not None:
+            return None
+        s.add(_fresh(rec))
+        s.flush()
+        return rec.id
+
+    return _Op(fn, "executor_fills")
+
+
+def _orders_op(recs: Sequence[OrderRecord]) -> _Op:
+    """Upsert many order rows of one run in one go (what a backtest's buffered recorder writes)."""
+
+    def fn(s: Session) -> int:
+        by_run: dict[str, list[OrderRecord]] = {}
+        for r in recs:
+            by_run.setdefault(r.run_id, []).append(r)
+        for run_id, rs in by_run.items():
+            for i in range(0, len(rs), 500):
+                chunk = rs[i:i + 500]
+                existing = {row.client_order_id: row for row in s.scalars(select(OrderRecord).where(
+                    OrderRecord.run_id == run_id,
+                    OrderRecord.client_order_id.in_([r.client_order_id for r in chunk])))}
+                for r in chunk:
+                    row = existing.get(r.client_order_id)
+                    if row is None:
+                        s.add(_fresh(r))
+                    else:
+                        for c in ORDER_UPDATE_COLUMNS:
+                            v = getattr(r, c)
+                            if v is None and c in ("venue_order_id", "reason", "avg_px"):
+                                continue
+                            setattr(row, c, v)
+        s.flush()
+        return len(recs)
+
+    return _Op(fn, "executor_orders")
+
+
+def _fills_op(recs: Sequence[FillRecord]) -> _Op:
+    """Insert many fill rows, skipping executions already recorded."""
+
+    def fn(s: Session) -> int:
+        added = 0
+        for i in range(0, len(recs), 500):
+            chunk = recs[i:i + 500]
+            have = set(s.execute(select(FillRecord.run_id, FillRecord.client_order_id, FillRecord.trade_id).where(
+                FillRecord.run_id.in_({r.run_id for r in chunk}),
+                FillRecord.trade_id.in_([r.trade_id for r in chunk]))).all())
+            for r in chunk:
+                k = (r.run_id, r.client_order_id, r.trade_id)
+                if k not in have:
+                    have.add(k)
+                    s.add(_fresh(r))
+                    added += 1
+        s.flush()
+        return added
+
+    return _Op(fn, "executor_fills")
+
+
 _TRANSIENT_HINTS = ("locked", "busy", "connection", "server closed", "terminating", "timeout",
                     "could not connect", "deadlock", "could not serialize")
 
@@ -301,6 +397,28 @@ class TradeJournalWriter(JournalReader):
 
     def record_event(self, ts: datetime, kind: str, message: str, data: dict | None = None) -> None:
         self._run(_add_op(event_record(ts, kind, message, data, self.run_id)))
+
+    def record_order(self, rec: OrderRecord) -> int:
+        """Upsert an order of the order book (``strategies.order_recorder`` builds the record)."""
+        check_required(rec)
+        return self._run(_order_op(rec))
+
+    def record_fill(self, rec: FillRecord) -> int | None:
+        """Insert an execution (None when that fill is recorded already)."""
+        check_required(rec)
+        return self._run(_fill_op(rec))
+
+    def record_orders(self, recs: Sequence[OrderRecord]) -> int:
+        """Upsert many order rows in one transaction."""
+        for r in recs:
+            check_required(r)
+        return self._run(_orders_op(list(recs)))
+
+    def record_fills(self, recs: Sequence[FillRecord]) -> int:
+        """Insert many fill rows in one transaction (already recorded executions are skipped)."""
+        for r in recs:
+            check_required(r)
+        return self._run(_fills_op(list(recs)))
 
     # ── the seed's methods ──
     def record_entry(self, signal: Any, order_result: Any, position: Any) -> int:
