@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast venv bench clean
+.PHONY: demo test test-fast venv bench clean browser
 
 # Find a Python >= 3.12 without trusting pyenv shims (they point at the global 3.11 here):
 # $PYTHON if set, then python3.1x on PATH, then pyenv/uv/asdf install folders, then python3.
@@ -29,7 +29,8 @@ $(STAMP): pyproject.toml
 	echo "using $$py ($$($$py --version))"; \
 	rm -rf $(VENV) && "$$py" -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	@echo "installing the dependencies into $(VENV) (a few minutes the first time; pip shows its progress)"
+	$(PY) -m pip install --progress-bar on -e '.[test]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -37,7 +38,17 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/trade-executor demo
 
-test: $(STAMP)
+# Debian's Chromium for the dashboard's browser tests (Playwright cannot download its own browser
+# here): installed with apt-get when missing and we are root; otherwise those tests skip with a reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (apt-get) for the dashboard's browser tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	      || echo "WARNING: chromium could not be installed: the browser tests will be skipped"; \
+	  else echo "NOTE: no chromium (and not root with apt-get): the browser tests will be skipped"; fi; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)  ## the inner loop: everything but whole runs (pytest -m "not slow")
@@ -47,4 +58,4 @@ bench: $(STAMP)
 	$(VENV)/bin/trade-executor bench
 
 clean:
-	rm -rf $(VENV) data/catalog data/sample data/*.db backtests/out
+	rm -rf $(VENV) data/catalog data/sample data/demo data/*.db backtests/out

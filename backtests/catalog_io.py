@@ -62,6 +62,7 @@ from backtests.bar_files import (  # noqa: F401 (re-exported: callers and tests 
     _is_csv_like,
     _normalize_symbol,
     _OhlcvStream,
+    estimate_rows,
     read_ohlcv,
 )
 from backtests.import_checks import (  # noqa: F401 (re-exported: tests and callers use these names here)
@@ -435,6 +436,7 @@ def _import_one(
     staging: Path,
     stream: _OhlcvStream,
     seen: dict[str, Path],
+    progress: Any = None,
 ) -> SymbolImport:
     """Stream one file into the staging catalog: validate, check, write chunk by chunk (outliers
     are only listed here; the caller decides)."""
@@ -470,6 +472,8 @@ def _import_one(
         bars = build_bars(sym, chunk.frame)
         catalog.write_data(bars)
         del bars
+        if progress is not None:
+            progress.advance(len(ts), note=sym)
     scanner.finish()
     if stream.naive and stream.tz is not None:
         _check_timezone(stream.file, sampler.sample(), stream.tz)
@@ -500,6 +504,7 @@ def import_files(
     symbols: Sequence[str | None] | Mapping[str, str] | str | None = None,
     accept_outliers: bool = False,
     chunk_rows: int = CHUNK_ROWS,
+    progress: Any = None,
 ) -> ImportReport:
     """Validate and write instruments + bars into the catalog atomically, streaming.
 
@@ -514,6 +519,9 @@ def import_files(
     report), and, for naive times placed with ``tz``, the time-zone sanity check
     (:class:`TimezoneMismatchError`). Stale staging folders of killed imports are removed first
     (``ImportReport.removed_stale``).
+
+    ``progress``: a ``strategies.progress.ProgressBars`` (one bar for the files' rows, total
+    estimated from the files' sizes, ``bar_files.estimate_rows``), or None.
     """
     t0 = time.perf_counter()
     if isinstance(paths, (str, os.PathLike)):
@@ -540,8 +548,18 @@ def import_files(
         else:
             staging.mkdir()
         catalog = ParquetDataCatalog(str(staging))
+        task = None
+        if progress is not None:
+            estimates = [estimate_rows(p) for p in path_list]
+            total = None if any(e is None for e in estimates) else sum(estimates)
+            task = progress.task(f"import {len(path_list)} file(s)", total=total, unit="rows")
         for stream in streams:
-            results.append(_import_one(catalog, staging, stream, seen))
+            results.append(_import_one(catalog, staging, stream, seen, task))
+            if task is not None and total is not None:  # the estimate made exact as files finish
+                done = sum(r.rows for r in results)
+                task.update(total=done + sum(estimates[len(results):]))
+        if task is not None:
+            task.finish()
         flagged = sum(r.outlier_count for r in results)
         if flagged and not accept_outliers:  # every file's suspicious rows, in one refusal
             flags = [f for r in results for f in r.outliers]

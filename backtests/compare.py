@@ -51,6 +51,7 @@ import csv
 import html
 import json
 import multiprocessing
+import queue
 import re
 import shutil
 import statistics
@@ -62,7 +63,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from backtests.report import _svg_multi_line, synthetic_note
+from backtests.report import BREAKDOWN_TITLES, _svg_multi_line, synthetic_note
 from strategies import stats
 
 DEFAULT_MODES = ("options", "leveraged_etf", "both", "stock")
@@ -115,13 +116,15 @@ class CompareSpec:
     progress: bool = True
     # replay the leveraged_etf run with the traded real-bar funds synthesised (see the module doc)
     real_vs_synthetic: bool = True
+    # set by run_compare while progress bars are drawn: a strategies.progress.QueueReporter
+    _reporter: Any = field(default=None, repr=False)
 
 
 def _backtest_kwargs(spec: CompareSpec, mode: str, **over: Any) -> dict[str, Any]:
     kw = dict(catalog=Path(spec.catalog), symbols=list(spec.symbols), start=spec.start, end=spec.end,
               mode=mode, starting_cash=spec.starting_cash, executor=dict(spec.executor),
               extended_hours=spec.extended_hours, price_source=spec.price_source,
-              synthesize_etfs=spec.synthesize_etfs, progress=False)
+              synthesize_etfs=spec.synthesize_etfs, progress=spec._reporter or False)
     kw.update(over)
     return kw
 
@@ -136,7 +139,8 @@ def _run_one(kwargs: dict[str, Any], label: str | None = None) -> dict[str, Any]
     from backtests.runner import BacktestSpec, run_backtest
 
     t0 = time.perf_counter()
-    result = run_backtest(BacktestSpec(**kwargs))
+    result = run_backtest(BacktestSpec(**{**kwargs, "progress_label": label or kwargs.get("progress_label")
+                                          or kwargs["mode"]}))
     log = result.log
     option_rejected = sum(1 for d in log.decisions
                           if not d.approved and d.reason_code == "no_instrument" and d.instrument_type == "option")
@@ -268,7 +272,7 @@ def _prepare_signals(spec: CompareSpec) -> tuple[Path, dict[str, Any] | None]:
         if not (sig_dir / "data").is_dir() and any(sig_dir.iterdir()):
             raise CompareArgumentError(f"{sig_dir} exists and is not a signal catalog; refusing to replace it")
         shutil.rmtree(sig_dir)  # a previous compare's signals: regenerate, never append
-    gen = _run_one(_backtest_kwargs(spec, "stock", record_signals=sig_dir))
+    gen = _run_one(_backtest_kwargs(spec, "stock", record_signals=sig_dir), "signals (stock run)")
     if not sig_dir.is_dir():
         sig_dir.mkdir(parents=True)  # no signal at all: an empty catalog, every mode trades nothing
     return sig_dir, gen
@@ -304,14 +308,39 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
 
     plan_symbols(BacktestSpec(**_backtest_kwargs(spec, modes[0])))
 
+    from dataclasses import replace as dc_replace
+
+    from strategies.progress import ProgressBars, QueueReporter, progress_enabled
+
+    if not spec.progress or not progress_enabled():
+        return _run_compare(spec, modes, out, None)
+    parallel = spec.workers > 1 and len(modes) > 1
+    manager = multiprocessing.get_context("spawn").Manager() if parallel else None
+    try:
+        q = manager.Queue() if manager is not None else queue.Queue()
+        with ProgressBars() as bars:
+            bars.drain(q)
+            return _run_compare(dc_replace(spec, _reporter=QueueReporter(q)), modes, out, bars)
+    finally:
+        if manager is not None:
+            manager.shutdown()
+
+
+def _run_compare(spec: CompareSpec, modes: list[str], out: Path, bars: Any) -> dict[str, Any]:
+    def say(text: str) -> None:
+        if not spec.progress:
+            return
+        if bars is not None:
+            bars.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
     t0 = time.perf_counter()
-    if spec.progress:
-        print("compare: fixing the signal set" + (f" from {spec.signals_from}" if spec.signals_from else
-              " (stock-mode run recording the actor's signals)"), file=sys.stderr, flush=True)
+    say("compare: fixing the signal set" + (f" from {spec.signals_from}" if spec.signals_from else
+        " (stock-mode run recording the actor's signals)"))
     sig_dir, gen = _prepare_signals(spec)
-    if spec.progress:
-        print(f"compare: replaying {sig_dir} in {', '.join(modes)} ({min(max(spec.workers, 1), len(modes))} "
-              f"worker(s))", file=sys.stderr, flush=True)
+    say(f"compare: replaying {sig_dir} in {', '.join(modes)} ({min(max(spec.workers, 1), len(modes))} "
+        f"worker(s))")
     from backtests import catalog_io
 
     available = catalog_io.list_symbols(spec.catalog)
@@ -325,9 +354,8 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
         if not funds:
             return []
         label = f"leveraged_etf (synthetic {' '.join(funds)})"
-        if spec.progress:
-            print(f"compare: leveraged_etf traded {', '.join(funds)} on real bars; replaying with "
-                  f"{'it' if len(funds) == 1 else 'them'} synthesised ({label})", file=sys.stderr, flush=True)
+        say(f"compare: leveraged_etf traded {', '.join(funds)} on real bars; replaying with "
+            f"{'it' if len(funds) == 1 else 'them'} synthesised ({label})")
         return [(label, _backtest_kwargs(spec, "leveraged_etf", signals_catalog=sig_dir, force_synthetic=tuple(funds),
                                          out_dir=out / _slug(label)))]
 
@@ -359,14 +387,13 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
         "elapsed_per_mode_s": {r["label"]: r["elapsed_s"] for r in results},
     }
     write_outputs(out, report, {r["label"]: r["curve"] for r in results}, rvs_rows if forced is not None else None)
-    if spec.progress and rvs_summary is not None:
+    if rvs_summary is not None:
         v = rvs_summary
-        print(f"compare: real vs synthetic {' '.join(v['funds'])}: {v['n_matched']} matched trade(s), entry "
+        say(f"compare: real vs synthetic {' '.join(v['funds'])}: {v['n_matched']} matched trade(s), entry "
               f"|diff| mean {v['mean_abs_entry_diff_bp']} bp / median {v['median_abs_entry_diff_bp']} bp, exit "
               f"mean {v['mean_abs_exit_diff_bp']} / median {v['median_abs_exit_diff_bp']} bp, trade return "
               f"|diff| mean {v['mean_abs_return_diff_bp']} bp; pnl diff mean {v['mean_pnl_diff']} total "
-              f"{v['total_pnl_diff']}; only real {v['only_real']}, only synthetic {v['only_synthetic']}",
-              file=sys.stderr, flush=True)
+            f"{v['total_pnl_diff']}; only real {v['only_real']}, only synthetic {v['only_synthetic']}")
     return report
 
 
@@ -551,6 +578,8 @@ def write_outputs(out: Path, report: dict[str, Any], curves: dict[str, list[tupl
         for r in rows:
             w.writerow({k: "" if r[k] is None else r[k] for k in COLUMNS})
     (out / "compare.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    # self-contained (inline SVG, no script): compare.html is often mailed around; render_html(...,
+    # charts="plotly") draws the curves with Plotly instead (needs plotly.min.js beside the page)
     (out / "compare.html").write_text(render_html(report, curves))
 
 
@@ -562,7 +591,9 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
-def render_html(report: dict[str, Any], curves: dict[str, list[tuple[datetime, float]]]) -> str:
+def render_html(report: dict[str, Any], curves: dict[str, list[tuple[datetime, float]]], charts: str = "svg") -> str:
+    """compare.html; ``charts``: "plotly" (Plotly, the dashboard's library; plotly.min.js beside
+    the page) or "svg" (inline)."""
     rows = report["rows"]
     modes = [r["mode"] for r in rows]
     head = "".join(f"<th>{html.escape(m)}</th>" for m in modes)
@@ -589,8 +620,21 @@ def render_html(report: dict[str, Any], curves: dict[str, list[tuple[datetime, f
     sig = report["signals"]
     p = report["params"]
     title = f"Mode comparison {', '.join(p['symbols'])}"
-    chart = _svg_multi_line({m: curves.get(m, []) for m in modes}, 960, 320, y_label="equity (USD)")
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+    script = ""
+    if charts == "plotly":
+        from backtests.report import _minmax_idx
+        from strategies import charts as plotly_charts
+
+        series = {}
+        for m in modes:
+            pts = curves.get(m, [])
+            idx = _minmax_idx([v for _, v in pts])
+            series[m] = ([pts[i][0] for i in idx], [pts[i][1] for i in idx])
+        chart = plotly_charts.to_div(plotly_charts.equity_curves_figure(series), "equity_curves")
+        script = f'<script src="{plotly_charts.PLOTLY_JS}"></script>'
+    else:
+        chart = _svg_multi_line({m: curves.get(m, []) for m in modes}, 960, 320, y_label="equity (USD)")
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>{script}
 <style>body{{font-family:sans-serif;margin:20px}}table{{border-collapse:collapse;font-size:12px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}td{{text-align:right}}</style></head><body>
 <h1>{html.escape(title)}</h1>
@@ -600,12 +644,63 @@ mode; signals received per mode: {html.escape(json.dumps(sig['received_per_mode'
 {html.escape(str(p['end'] or 'catalog end'))}, starting cash {p['cash']:,.2f}.</p>
 {synthetic_note({'synthetic_instruments': syn})}
 <h2>Results</h2><table><tr><th></th>{head}</tr>{body}</table>
+{metrics_html(report["summaries"])}
+{breakdowns_by_mode_html(report["summaries"])}
 {_rvs_html(report.get("real_vs_synthetic"), forced_label)}
 <h2>Equity curves</h2>{chart}
 <h2>Notes</h2><ul>{notes}</ul>
 {f'<h2>Leveraged ETFs without bars</h2><ul>{unav}</ul>' if unav else ''}
 <h2>Rejections and exits</h2><table><tr><th>mode</th><th>rejected by reason</th><th>exits by reason</th></tr>
 {rejected}</table></body></html>"""
+
+
+METRIC_ROWS = (("profit_factor", "profit factor"), ("expectancy", "expectancy (per trade)"),
+               ("avg_win", "average win"), ("avg_loss", "average loss"), ("largest_loss", "largest loss"),
+               ("sortino", "Sortino"), ("exposure_pct", "exposure (% of session time)"),
+               ("cagr_pct", "CAGR % (a year or more)"))
+
+
+def metrics_html(summaries: dict[str, dict[str, Any]]) -> str:
+    """The trader's figures of each mode (summary["metrics"], backtests.report), side by side."""
+    labels = [m for m, s in summaries.items() if s.get("metrics")]
+    if not labels:
+        return ""
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in labels)
+    body = "".join(f"<tr><th>{html.escape(name)}</th>" + "".join(
+        f"<td>{_fmt(summaries[m]['metrics'].get(k))}</td>" for m in labels) + "</tr>" for k, name in METRIC_ROWS)
+    return f"<h2>Per trade</h2><table><tr><th></th>{head}</tr>{body}</table>"
+
+
+def breakdowns_by_mode_html(summaries: dict[str, dict[str, Any]]) -> str:
+    """Net P&L (trades) per exit reason, symbol, instrument, timeframe and entry tactic, one
+    column per mode; a red cell lost money."""
+    labels = [m for m, s in summaries.items() if s.get("breakdowns")]
+    if not labels:
+        return ""
+    parts = ["<h2>Where the P&amp;L came from, per mode</h2><p>Net P&amp;L after fees (trades, win rate); "
+             "red: lost money.</p>"]
+    for key, title in BREAKDOWN_TITLES.items():
+        cells: dict[str, dict[str, dict[str, Any]]] = {}
+        for m in labels:
+            for r in summaries[m]["breakdowns"].get(key, []):
+                cells.setdefault(r["key"], {})[m] = r
+        if not cells:
+            continue
+        head = "".join(f"<th>{html.escape(m)}</th>" for m in labels)
+        rows = ""
+        for g in sorted(cells, key=lambda g: (sum(c["net_pnl"] for c in cells[g].values()), g)):
+            tds = ""
+            for m in labels:
+                r = cells[g].get(m)
+                if r is None:
+                    tds += "<td></td>"
+                    continue
+                wr = "n/a" if r["win_rate"] is None else f"{r['win_rate'] * 100:.0f} %"
+                style = ' style="color:#cf222e"' if r["net_pnl"] < 0 else ""
+                tds += f"<td{style}>{r['net_pnl']:,.2f} ({r['trades']:,}, {wr})</td>"
+            rows += f"<tr><th>{html.escape(str(g))}</th>{tds}</tr>"
+        parts.append(f'<h3>By {html.escape(title)}</h3><table><tr><th>{html.escape(title)}</th>{head}</tr>{rows}</table>')
+    return "".join(parts)
 
 
 def _rvs_html(v: dict[str, Any] | None, label: str | None) -> str:

@@ -14,8 +14,8 @@ schedules (adapters.fees).
 from __future__ import annotations
 
 import json
-import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -91,7 +91,10 @@ class BacktestSpec:
     # real series is then not fed); started at the real fund's price at the underlying's first
     # bar unless synthetic_start_prices names one (backtests.letf_bars.anchor_forced_funds)
     force_synthetic: tuple[str, ...] = ()
-    progress: bool = True
+    # True: a progress bar on stderr when it is a terminal (strategies.progress); False: none; a
+    # callable ``(label, done, total, note)`` (strategies.progress.QueueReporter): report to it
+    progress: Any = True
+    progress_label: str | None = None  # the bar's name (default "backtest MODE SYMBOLS")
     log_level: str = "ERROR"
 
 
@@ -259,12 +262,22 @@ def chunk_end(data: list, start: int, size: int) -> int:
     return k
 
 
-def _run_streaming(engine: BacktestEngine, bars: list, signals: list, *, progress: bool,
+def progress_chunk(n: int, chunk: int = 50_000) -> int:
+    """Bars per engine run: at most ``chunk`` (memory), and about 1/50 of the run (at least 2,000
+    bars) so a progress bar moves; chunk boundaries never change what trades
+    (tests/test_backtest_fidelity_regressions.py)."""
+    return max(1, min(chunk, max(2_000, n // 50)))
+
+
+def _run_streaming(engine: BacktestEngine, bars: list, signals: list, *, progress: Any = None,
                    chunk: int = 50_000) -> None:
-    """Feed the engine in chunks (Nautilus' streaming mode): bounded memory and a progress line per
-    chunk on long runs. Replayed signals go with the chunk holding the bar they were stamped after."""
+    """Feed the engine in chunks (Nautilus' streaming mode): bounded memory and a progress update
+    per chunk (``progress``: a task of strategies.progress, or None). Replayed signals go with the
+    chunk holding the bar they were stamped after."""
+    if isinstance(progress, bool):  # a caller's on/off: no task to report to here
+        progress = None
     n = len(bars)
-    t0 = time.perf_counter()
+    chunk = progress_chunk(n, chunk)
     j = 0
     first = True
     i = 0
@@ -287,14 +300,29 @@ def _run_streaming(engine: BacktestEngine, bars: list, signals: list, *, progres
         engine.run(start=start, end=end, streaming=True)
         engine.clear_data()
         first = False
-        i = k
-        if progress and n > chunk:
-            done = k
+        if progress is not None:
             day = pd.Timestamp(last_ts, tz="UTC").tz_convert("America/New_York").date()
-            rate = done / max(time.perf_counter() - t0, 1e-9)
-            print(f"  progress: {done / n:6.1%}  ({done:,}/{n:,} bars, up to {day}, {rate:,.0f} bars/s)",
-                  file=sys.stderr, flush=True)
+            progress.advance(k - i, note=f"up to {day}")
+        i = k
     engine.end()
+    if progress is not None:
+        progress.finish()
+
+
+@contextmanager
+def bar_progress(spec: BacktestSpec, total: int, label: str, unit: str = "bars"):
+    """The progress task of one backtest: a rich bar (``spec.progress`` True, on a terminal), a
+    callback in another process's bars (``spec.progress`` callable) or nothing."""
+    from strategies.progress import CallbackTask, ProgressBars
+
+    p = spec.progress
+    if callable(p):
+        yield CallbackTask(p, label, total, unit=unit)
+    elif p:
+        with ProgressBars() as bars:
+            yield bars.task(label, total=total, unit=unit)
+    else:
+        yield None
 
 
 def build_engine(spec: BacktestSpec, log_level: str | None = None,
@@ -345,7 +373,8 @@ def _with_recorded_signals(spec: BacktestSpec) -> tuple[BacktestSpec, str | None
         tmp = tempfile.mkdtemp(prefix="signals-")
         target = Path(tmp) / "signals"
     run_backtest(dc_replace(spec, mode="stock", record_signals=Path(target), out_dir=None, db_url=None,
-                            control_scope=None, executor={}, progress=False))
+                            control_scope=None, executor={},
+                            progress_label=f"{spec.progress_label or 'backtest ' + spec.mode} (signals)"))
     Path(target).mkdir(parents=True, exist_ok=True)
     return dc_replace(spec, signals_catalog=Path(target), record_signals=None), tmp
 
@@ -386,8 +415,10 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
         from strategies.trade_executor import MarketCalendar
 
         ocfg = spec.option_sim or OptionSimConfig()
-        universe = build_option_universe(signals, {s: per_symbol.get(s, []) for s in signal_symbols}, VENUE,
-                                         ocfg, MarketCalendar(xcfg.calendar))
+        label = f"option quotes ({spec.progress_label or spec.mode})"
+        with bar_progress(spec, 0, label, unit="contracts") as task:
+            universe = build_option_universe(signals, {s: per_symbol.get(s, []) for s in signal_symbols}, VENUE,
+                                             ocfg, MarketCalendar(xcfg.calendar), progress=task)
         for inst in universe.instruments:
             engine.add_instrument(inst)
         if universe.quotes:
@@ -426,6 +457,10 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
                     "signals": str(spec.signals_catalog) if replay else "ema_cloud_actor",
                     "extended_hours": spec.extended_hours, "price_source": spec.price_source})
         sink = TeeSink(log, journal)
+        from strategies.order_recorder import OrderRecorder
+
+        recorder = OrderRecorder(sink=journal, buffered=True)  # the order book: executor_orders / _fills
+        engine.add_actor(recorder)
     strategy = ExecutorStrategy(ExecutorStrategyConfig(
         executor={"instrument_mode": spec.mode, **spec.executor},
         symbols=tuple(followed), venue=VENUE,
@@ -442,9 +477,12 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
 
     t0 = time.perf_counter()
     try:
-        _run_streaming(engine, bars, signals, progress=spec.progress)
+        label = spec.progress_label or f"backtest {spec.mode} {','.join(signal_symbols)}"
+        with bar_progress(spec, len(bars), label) as task:
+            _run_streaming(engine, bars, signals, progress=task)
     except BaseException:
         if journal is not None:
+            recorder.flush()  # the orders seen so far
             journal.close()  # what was recorded stays recorded
         raise
     elapsed = time.perf_counter() - t0
@@ -459,7 +497,7 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
         mode=spec.mode, start=spec.start or first_ts, end=spec.end or last_ts, symbols=signal_symbols,
         starting_equity=spec.starting_cash, ending_equity=ending_equity, trades=log.trades,
         decisions=log.decisions, curve=log.equity, signals_received=strategy.signals_received,
-        bars=n_bars,
+        bars=n_bars, sessions=_sessions(first_ts, last_ts, xcfg.calendar),
         extra={"traded_symbols": followed, "first_bar": first_ts, "last_bar": last_ts,
                "open_positions_at_end": len(strategy.positions_by_signal),
                "signals_source": str(spec.signals_catalog) if replay else "ema_cloud_actor",
@@ -484,6 +522,7 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
                              events=log.events, fills=fills))
     if journal is not None:
         try:
+            recorder.flush()  # the order book's last states (the engine's shutdown included)
             journal.flush()
             journal.writer.finish_backtest_run(summary)
         finally:
@@ -496,6 +535,12 @@ def run_backtest(spec: BacktestSpec, *, on_engine: Callable[[BacktestEngine], No
     return BacktestResult(summary=summary, log=log, elapsed_s=elapsed, bars=n_bars,
                           out_dir=Path(spec.out_dir) if spec.out_dir else None,
                           letf_decay_trades=decay["per_trade"])
+
+
+def _sessions(first: str, last: str, calendar: str) -> list[tuple[Any, Any]]:
+    """The regular sessions (open, close) dated from the first to the last bar (report exposure)."""
+    table = catalog_io.sessions_table(first, last, calendar)
+    return [(o.to_pydatetime(), c.to_pydatetime()) for o, c in zip(table["open"], table["close"])]
 
 
 def _letf_decay(spec: BacktestSpec, plan: SymbolPlan, trades: list[dict[str, Any]],

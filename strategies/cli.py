@@ -12,6 +12,10 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "data"
 DEFAULT_CATALOG = DATA_DIR / "catalog"
+DEMO_DIR = DATA_DIR / "demo"  # the demo's own sample data and catalog: never the user's data/catalog
+MODE_CHOICES = ("options", "leveraged_etf", "both", "stock")  # InstrumentMode (tests/test_cli_explains.py)
+MODE_HELP = ("instrument mode: options (scalps as calls/puts), leveraged_etf, both (by timeframe and "
+             "conviction), stock")
 
 from strategies.cli_checks import (  # the error model and the up-front checks
     UserError,
@@ -31,10 +35,13 @@ from strategies.cli_checks import (  # the error model and the up-front checks
 
 def cmd_data_import(args) -> int:
     from backtests import catalog_io
+    from strategies.progress import ProgressBars
 
-    report = catalog_io.import_files(Path(args.catalog), [Path(p) for p in args.files], tz=args.tz,
-                                     label=args.label, symbols=[args.symbol] if args.symbol else None,
-                                     accept_outliers=args.accept_outliers)
+    with ProgressBars(quiet=args.quiet) as bars:
+        report = catalog_io.import_files(Path(args.catalog), [Path(p) for p in args.files], tz=args.tz,
+                                         label=args.label, symbols=[args.symbol] if args.symbol else None,
+                                         accept_outliers=args.accept_outliers,
+                                         progress=bars if bars.enabled else None)
     print(report)
     return 0
 
@@ -201,11 +208,16 @@ def cmd_letf_tracking(args) -> int:
 
 
 def cmd_db(args) -> int:
+    """Journal migrations; says what changed: "upgraded 136 -> 138", or "already at 138 (head)"
+    when there was nothing to do (a revision at or below the current one)."""
     from strategies.journal import database_url, downgrade, upgrade
+    from strategies.journal.db import current_revision
 
     from alembic.util.exc import CommandError
 
-    url = database_url(args.url)
+    url = database_url(args.db)
+    _check_db_url(url)
+    before = current_revision(url)
     try:
         if args.db_command == "upgrade":
             upgrade(url, args.revision)
@@ -213,10 +225,28 @@ def cmd_db(args) -> int:
             downgrade(url, args.revision)
     except CommandError as e:
         raise ValueError(f"db {args.db_command} {args.revision}: {e}") from None
+    after = current_revision(url)
     from backtests.runner import _redact
 
-    print(f"database {_redact(url)}: {args.db_command} to {args.revision} done")
+    head = _head_revision()
+    shown = (lambda r: "base (no tables)" if r is None else f"{r} (head)" if r == head else r)
+    if before == after:
+        what = f"already at {shown(after)}; nothing to {args.db_command}"
+        if args.db_command == "upgrade" and args.revision not in ("head", after):
+            what += f" (to go back to {args.revision}: trade-executor db downgrade {args.revision})"
+        print(f"database {_redact(url)}: {what}")
+    else:
+        verb = "upgraded" if args.db_command == "upgrade" else "downgraded"
+        print(f"database {_redact(url)}: {verb} {shown(before)} -> {shown(after)}")
     return 0
+
+
+def _head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    from strategies.journal.db import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config(None)).get_current_head()
 
 
 def _require_journal(url: str) -> None:
@@ -299,6 +329,21 @@ def cmd_kill_switch(args) -> int:
     return 0
 
 
+def cmd_divergence(args) -> int:
+    """Backtest vs live: replay a recorded session and compare it trade by trade."""
+    from backtests.divergence import format_report, run_divergence
+    from strategies.journal import database_url
+
+    session = Path(args.session)
+    if not (session / "session.json").is_file():
+        raise UserError(f"session {args.session}: no session.json there (record one with `trade-executor live "
+                        "--record DIR`)")
+    report = run_divergence(session, database_url(args.db), out_dir=args.out)
+    print(format_report(report))
+    print(f"wrote {report.backtest_out / 'divergence.csv'} (the replay's outputs are beside it)")
+    return 0
+
+
 def cmd_live(args) -> int:
     """Paper trading: TradingNode with the signal actor, the executor and the broker's clients."""
     if args.broker != "alpaca":
@@ -308,10 +353,13 @@ def cmd_live(args) -> int:
 
     spec = LiveSpec(
         symbols=[s for s in args.symbols.split(",") if s.strip()], mode=args.mode,
-        executor=_parse_overrides(args.set), db_url=args.db, paper=not args.live_account,
+        executor=_executor_overrides(args.set, [args.mode]), db_url=args.db, paper=not args.live_account,
         allow_live=args.allow_live, trading_url=args.alpaca_url, trading_stream_url=args.alpaca_stream_url,
         data_url=args.alpaca_data_url, data_stream_url=args.alpaca_data_stream_url, feed=args.feed,
         log_level=args.log_level, alert_webhook_url=args.alert_webhook, calendar=args.calendar,
+        warmup=not args.no_warmup, record_dir=args.record,
+        option_chains={"auto": None, "always": True, "never": False}[args.option_chains],
+        option_feed=args.option_feed,
     )
     try:
         live = build_live_node(spec)
@@ -369,6 +417,14 @@ def cmd_mode(args) -> int:
     return 0
 
 
+def cmd_dashboard(args) -> int:
+    """The operator dashboard (Streamlit, app/main.py) on the journal; strategies/dashboard/launch.py."""
+    from strategies.dashboard.launch import run
+    from strategies.journal import database_url
+
+    return run(database_url(args.db), host=args.host, port=args.port, allow_remote=args.allow_remote)
+
+
 def cmd_bench(args) -> int:
     from backtests.bench import main as bench_main
 
@@ -376,29 +432,55 @@ def cmd_bench(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Generate the sample data set, import it, backtest it: the README's first command."""
+    """Generate the sample data set, import it, backtest it: the README's first command. The demo
+    keeps its data in its own folder (data/demo/): the user's data/catalog is never touched."""
     import shutil
 
     from backtests import catalog_io
     from backtests.sample_data import generate_sample
+    from strategies.progress import ProgressBars
 
-    sample_dir = DATA_DIR / "sample"
-    catalog = DATA_DIR / "catalog"
+    demo_dir = Path(args.dir) if args.dir else DEMO_DIR
+    sample_dir = demo_dir / "sample"
+    catalog = demo_dir / "catalog"
+    out = Path(args.out) if args.out else PROJECT_ROOT / "backtests" / "out" / "demo"
     print(f"1/3 generating sample data in {sample_dir}")
     paths = generate_sample(sample_dir)
-    print(f"2/3 importing {len(paths)} files into {catalog}")
+    print(f"2/3 importing {len(paths)} files into {catalog} (the demo's own catalog)")
     if catalog.exists():
-        shutil.rmtree(catalog)
-    print(catalog_io.import_files(catalog, paths, tz="UTC", label="open"))
-    out = PROJECT_ROOT / "backtests" / "out" / "demo"
+        shutil.rmtree(catalog)  # the demo's catalog only, rebuilt every time
+    with ProgressBars(quiet=args.quiet) as bars:
+        report = catalog_io.import_files(catalog, paths, tz="UTC", label="open", progress=bars if bars.enabled else None)
+    print(report)
     symbols = catalog_io.list_symbols(catalog)
-    print(f"3/3 backtesting {','.join(symbols)} in mode 'stock' -> {out}")
+    print(f"3/3 backtesting {','.join(symbols)} in mode '{args.mode}' -> {out}")
     ns = argparse.Namespace(catalog=str(catalog), symbols=",".join(symbols), start=None, end=None,
                             mode=args.mode, out=str(out), cash=100_000.0, set=[], signals_from=None,
-                            record_signals=None, extended_hours=False, price_source="close", quiet=False,
+                            record_signals=None, extended_hours=False, price_source="close", quiet=args.quiet,
                             db=None, control_scope=None, no_synthetic_etfs=False, synthetic_start=[],
                             synthetic_underlying=[])
     return cmd_backtest(ns)
+
+
+def cmd_config(args) -> int:
+    """Every ExecutorConfig setting with its default, range and meaning (strategies.config_doc)."""
+    from strategies import config_doc
+
+    print(config_doc.format_markdown() if args.markdown else config_doc.format_text())
+    return 0
+
+
+class _DeprecatedAlias(argparse.Action):
+    """A hidden old spelling of an option (``--url`` for ``--db``): works, and says so once."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+        print(f"trade-executor: warning: {option_string} is deprecated; use --db", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _db_option(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--db", default=None, metavar="URL", help=help_text)
+    p.add_argument("--url", dest="db", action=_DeprecatedAlias, help=argparse.SUPPRESS)
 
 
 def _synthetic_args(p: argparse.ArgumentParser) -> None:
@@ -423,6 +505,9 @@ def _webhook_url(value: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from strategies.config_doc import set_help
+
+    set_help = set_help()
     p = _Parser(prog="trade-executor", description=__doc__)
     p.add_argument("--debug", action="store_true",
                    help="show the traceback of an internal error (may also be given after the command)")
@@ -431,36 +516,37 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="bar data: import files into a catalog, generate sample data")
     dsub = data.add_subparsers(dest="data_command", required=True)
     imp = dsub.add_parser("import", help="import OHLCV CSV/parquet files as 1-minute bars into a ParquetDataCatalog")
-    imp.add_argument("files", nargs="+")
-    imp.add_argument("--catalog", default=str(DEFAULT_CATALOG))
+    imp.add_argument("files", nargs="+", help="1-minute OHLCV files (.csv, .csv.gz, .parquet), one symbol each")
+    imp.add_argument("--catalog", default=str(DEFAULT_CATALOG), help="catalog folder to write (default: data/catalog)")
     imp.add_argument("--tz", default=None, help="timezone of naive timestamps, e.g. UTC or America/New_York")
     imp.add_argument("--label", choices=("open", "close"), default="open",
                      help="whether a row's time is its bar's open (default) or close")
     imp.add_argument("--symbol", default=None, help="symbol for a single file (default: Symbol column or file name)")
     imp.add_argument("--accept-outliers", action="store_true",
                      help="import outlier bars / split-like jumps (listed in the report) instead of refusing")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar (none is drawn when stderr is not a terminal)")
     imp.set_defaults(func=cmd_data_import)
     smp = dsub.add_parser("sample", help="write the project's deterministic sample data set (CSV)")
-    smp.add_argument("--out", default=str(DATA_DIR / "sample"))
-    smp.add_argument("--sessions", type=int, default=15)
-    smp.add_argument("--seed", type=int, default=135)
+    smp.add_argument("--out", default=str(DATA_DIR / "sample"), help="folder for the CSV files (default: data/sample)")
+    smp.add_argument("--sessions", type=int, default=15, help="NYSE sessions from 2025-06-16 (default 15)")
+    smp.add_argument("--seed", type=int, default=135, help="random seed (same seed, same files; default 135)")
     smp.set_defaults(func=cmd_data_sample)
 
     bt = sub.add_parser("backtest", help="run the executor over catalog bars")
-    bt.add_argument("--catalog", default=str(DEFAULT_CATALOG))
+    bt.add_argument("--catalog", default=str(DEFAULT_CATALOG), help="catalog to read bars from (default: data/catalog)")
     bt.add_argument("--symbols", required=True, help="comma-separated signal tickers, e.g. QQQ,SPY")
     bt.add_argument("--start", default=None, help="UTC date/time (inclusive); default: first bar")
     bt.add_argument("--end", default=None, help="UTC date/time (exclusive); default: last bar")
-    bt.add_argument("--mode", default="stock", help="options | leveraged_etf | both | stock")
+    bt.add_argument("--mode", default="stock", choices=MODE_CHOICES, help=MODE_HELP + " (default: stock)")
     bt.add_argument("--out", required=True, help="output folder")
     bt.add_argument("--cash", type=float, default=100_000.0, help="starting equity (USD)")
-    bt.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override an ExecutorConfig field, e.g. --set max_risk_per_trade=0.02")
+    bt.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
     bt.add_argument("--signals-from", default=None, help="replay signals from this catalog instead of generating")
     bt.add_argument("--record-signals", default=None, help="write the generated signals to this catalog")
     bt.add_argument("--extended-hours", action="store_true", help="feed pre/after-market bars too")
-    bt.add_argument("--price-source", choices=("close", "hl2"), default="close")
-    bt.add_argument("--quiet", action="store_true", help="no progress lines")
+    bt.add_argument("--price-source", choices=("close", "hl2"), default="close",
+                    help="price the signal engine's clouds use: the bar's close or (high+low)/2 (default: close)")
+    bt.add_argument("--quiet", action="store_true", help="no progress bar (none is drawn when stderr is not a terminal)")
     bt.add_argument("--db", default=None, help="also journal the run to this database URL (e.g. sqlite:///data/executor.db)")
     bt.add_argument("--control-scope", default=None,
                     help="keep the kill-switch latch under this executor_control scope (needs --db); "
@@ -481,22 +567,24 @@ def build_parser() -> argparse.ArgumentParser:
     ck.set_defaults(func=cmd_check)
 
     cmp_ = sub.add_parser("compare", help="replay one signal set in several instrument modes, side by side")
-    cmp_.add_argument("--catalog", default=str(DEFAULT_CATALOG))
+    cmp_.add_argument("--catalog", default=str(DEFAULT_CATALOG), help="catalog to read bars from (default: data/catalog)")
     cmp_.add_argument("--symbols", required=True, help="comma-separated signal tickers, e.g. QQQ,SPY")
-    cmp_.add_argument("--modes", default="options,leveraged_etf,both,stock", help="comma-separated modes")
+    cmp_.add_argument("--modes", default="options,leveraged_etf,both,stock",
+                      help="comma-separated instrument modes, any of: options, leveraged_etf, both, stock "
+                           "(default: all four)")
     cmp_.add_argument("--start", default=None, help="UTC date/time (inclusive); default: first bar")
     cmp_.add_argument("--end", default=None, help="UTC date/time (exclusive); default: last bar")
     cmp_.add_argument("--cash", type=float, default=100_000.0, help="starting equity (USD)")
-    cmp_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="override an ExecutorConfig field in every mode")
+    cmp_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
     cmp_.add_argument("--out", required=True, help="output folder (compare.csv, compare.json, compare.html)")
     cmp_.add_argument("--signals-from", default=None,
                       help="replay this signal catalog (default: record the actor's signals in a stock run "
                            "to OUT/signals first)")
     cmp_.add_argument("--workers", type=int, default=2, help="parallel processes (default 2; 1 = sequential)")
     cmp_.add_argument("--extended-hours", action="store_true", help="feed pre/after-market bars too")
-    cmp_.add_argument("--price-source", choices=("close", "hl2"), default="close")
-    cmp_.add_argument("--quiet", action="store_true", help="no progress lines")
+    cmp_.add_argument("--price-source", choices=("close", "hl2"), default="close",
+                      help="price the signal engine's clouds use: the bar's close or (high+low)/2 (default: close)")
+    cmp_.add_argument("--quiet", action="store_true", help="no progress bars (none are drawn when stderr is not a terminal)")
     _synthetic_args(cmp_)
     cmp_.set_defaults(func=cmd_compare)
 
@@ -514,15 +602,15 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--json", action="store_true", help="print the full JSON report instead of the summary")
     lt.set_defaults(func=cmd_letf_tracking)
 
-    db = sub.add_parser("db", help="journal database migrations (URL: --url, else $DATABASE_URL, else data/executor.db)")
+    db = sub.add_parser("db", help="journal database migrations (URL: --db, else $DATABASE_URL, else data/executor.db)")
     dbsub = db.add_subparsers(dest="db_command", required=True)
-    up = dbsub.add_parser("upgrade")
-    up.add_argument("revision", nargs="?", default="head")
-    up.add_argument("--url", default=None)
+    up = dbsub.add_parser("upgrade", help="migrate the journal up (says so when it is already there)")
+    up.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
+    _db_option(up, "database URL (default $DATABASE_URL, else data/executor.db)")
     up.set_defaults(func=cmd_db)
-    down = dbsub.add_parser("downgrade")
-    down.add_argument("revision")
-    down.add_argument("--url", default=None)
+    down = dbsub.add_parser("downgrade", help="migrate the journal down to a revision ('base': no tables)")
+    down.add_argument("revision", help="target revision, e.g. 137 or base")
+    _db_option(down, "database URL (default $DATABASE_URL, else data/executor.db)")
     down.set_defaults(func=cmd_db)
 
     ks = sub.add_parser("kill-switch", help="show, trip or resume the persisted kill-switch latch")
@@ -547,9 +635,9 @@ def build_parser() -> argparse.ArgumentParser:
     md = sub.add_parser("mode", help="show or set the live executor's instrument mode (executor_control)")
     mdsub = md.add_subparsers(dest="mode_command", required=True)
     for name in ("show", "set"):
-        m = mdsub.add_parser(name)
+        m = mdsub.add_parser(name, help="show the mode" if name == "show" else "set the mode (a running live node follows it within its control poll)")
         if name == "set":
-            m.add_argument("mode", help="options | leveraged_etf | both | stock")
+            m.add_argument("mode", choices=MODE_CHOICES, help=MODE_HELP)
             m.add_argument("--by", default=None, help="operator name recorded with the change")
         m.add_argument("--db", default=None, help="database URL (default $DATABASE_URL, else data/executor.db)")
         m.add_argument("--scope", default=None, help="executor scope (omit for the live executor)")
@@ -558,15 +646,16 @@ def build_parser() -> argparse.ArgumentParser:
     lv = sub.add_parser("live", help="paper trading: signal actor + executor on a NautilusTrader TradingNode")
     lv.add_argument("--broker", default="alpaca", help="alpaca (IBKR: Nautilus' adapter, not wired here yet)")
     lv.add_argument("--symbols", required=True, help="comma-separated signal tickers, e.g. QQQ,SPY")
-    lv.add_argument("--mode", default="stock", help="options | leveraged_etf | both | stock "
-                                                   "(executor_control's instrument_mode wins when set)")
-    lv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="ExecutorConfig override")
+    lv.add_argument("--mode", default="stock", choices=MODE_CHOICES,
+                    help=MODE_HELP + " (default: stock; executor_control's instrument_mode wins when set)")
+    lv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
     lv.add_argument("--db", default=None, help="journal database URL (default $DATABASE_URL, else data/executor.db)")
     lv.add_argument("--alpaca-url", default=None, help="trading REST URL override (e.g. a local fake server)")
     lv.add_argument("--alpaca-stream-url", default=None, help="trade_updates websocket URL override")
     lv.add_argument("--alpaca-data-url", default=None, help="market-data REST URL override")
     lv.add_argument("--alpaca-data-stream-url", default=None, help="market-data websocket URL override")
-    lv.add_argument("--feed", default="iex", choices=("iex", "sip"))
+    lv.add_argument("--feed", default="iex", choices=("iex", "sip"),
+                    help="Alpaca market-data feed: iex (free) or sip (all exchanges, subscription); default iex")
     lv.add_argument("--live-account", action="store_true", help="trade the REAL-MONEY account (needs --allow-live)")
     lv.add_argument("--allow-live", action="store_true", help="confirm that real money may be traded")
     lv.add_argument("--alert-webhook", default=None, type=_webhook_url,
@@ -574,18 +663,56 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--calendar", default="XNYS", help="trading hours (exchange_calendars name; '24/7' for "
                                                        "demos against the local fake broker at any hour)")
     lv.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    lv.add_argument("--log-level", default="INFO")
+    lv.add_argument("--record", default=None, metavar="DIR",
+                    help="record the session (every followed instrument's 1-minute bars, the signals) in DIR "
+                         "for `trade-executor divergence DIR`")
+    lv.add_argument("--no-warmup", action="store_true",
+                    help="do not load history at start (default: each symbol's recent 1-minute and daily bars "
+                         "from the broker, so the first signal can come on the first live bar)")
+    lv.add_argument("--option-chains", default="auto", choices=("auto", "always", "never"),
+                    help="track the symbols' option chains (contracts around the price, ATM quotes from the "
+                         "options feed): auto = when the mode trades options (options, both); always lets a "
+                         "later switch to options work without a restart (default: auto)")
+    lv.add_argument("--option-feed", default="indicative", choices=("indicative", "opra"),
+                    help="Alpaca options market-data feed: indicative (free) or opra (subscription); "
+                         "default indicative")
+    lv.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                    help="log level of the executor's own story (signals, decisions, orders, fills, exits, "
+                         "kill switch); the engine's routine lines are DEBUG (default: INFO)")
     lv.set_defaults(func=cmd_live)
+
+    dv = sub.add_parser("divergence", help="replay a recorded live session (live --record DIR) through the "
+                                          "backtest and compare the trades with the live journal's, per trade")
+    dv.add_argument("session", help="the session folder written by `trade-executor live --record DIR`")
+    dv.add_argument("--db", default=None, metavar="URL",
+                    help="the live journal (default $DATABASE_URL, else data/executor.db)")
+    dv.add_argument("--out", default=None, help="replay output folder (default: SESSION/replay)")
+    dv.set_defaults(func=cmd_divergence)
+
+    dash = sub.add_parser("dashboard", help="the operator dashboard (Streamlit) on the journal, on localhost")
+    dash.add_argument("--db", default=None, metavar="URL", help="journal URL (default $DATABASE_URL, else data/executor.db)")
+    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --allow-remote)")
+    dash.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    dash.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host (no login: use a tunnel)")
+    dash.set_defaults(func=cmd_dashboard)
 
     be = sub.add_parser("bench", help="bars/s of a no-op strategy vs the full pipeline, and peak memory")
     be.add_argument("--catalog", default=None, help="catalog to read bars from (default: generate)")
-    be.add_argument("--symbol", default=None)
+    be.add_argument("--symbol", default=None, help="catalog symbol to replay (default: the first one)")
     be.add_argument("--sessions", type=int, default=60, help="sessions of generated bars when no catalog")
     be.set_defaults(func=cmd_bench)
 
-    demo = sub.add_parser("demo", help="sample data -> catalog -> backtest (the README's first command)")
-    demo.add_argument("--mode", default="stock")
+    demo = sub.add_parser("demo", help="sample data -> catalog -> backtest (the README's first command); "
+                                       "uses its own folder data/demo/, never your data/catalog")
+    demo.add_argument("--mode", default="stock", choices=MODE_CHOICES, help=MODE_HELP + " (default: stock)")
+    demo.add_argument("--dir", default=None, help="the demo's sample data and catalog folder (default: data/demo)")
+    demo.add_argument("--out", default=None, help="backtest output folder (default: backtests/out/demo)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=cmd_demo)
+
+    cfg = sub.add_parser("config", help="every executor setting (--set KEY=VALUE) with its default, range and meaning")
+    cfg.add_argument("--markdown", action="store_true", help="as a Markdown table (the README's)")
+    cfg.set_defaults(func=cmd_config)
     return p
 
 

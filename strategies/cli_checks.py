@@ -49,7 +49,7 @@ def _executor_overrides(pairs: list[str], modes: list[str]) -> dict:
         if k not in fields:
             close = difflib.get_close_matches(k, fields, n=3, cutoff=0.6)
             hint = f"did you mean {' or '.join(close)}?" if close else \
-                "see the ExecutorConfig fields in strategies/trade_executor/models.py"
+                "`trade-executor config` lists every setting"
             raise UserError(f"--set {k}: unknown executor setting; {hint}")
     from strategies.trade_executor.models import InstrumentMode
 

@@ -25,4 +25,31 @@ def data_engine_config(build_delay_us: int = 0, live: bool = False) -> DataEngin
     )
 
 
-__all__ = ["data_engine_config"]
+# NautilusTrader's own components: their INFO lines (portfolio and account updates every
+# heartbeat, connections, subscriptions, the start-up banner) are routine; shown with DEBUG only.
+ENGINE_COMPONENTS = (
+    "TradingNode", "Trader", "Portfolio", "DataEngine", "ExecEngine", "RiskEngine", "Cache", "MessageBus",
+    "OrderEmulator", "Controller", "Throttler", "AlpacaInstrumentProvider", "DataClient-ALPACA",
+    "ExecClient-ALPACA", "OrderRecorder", "Throttler-ORDER_SUBMIT_THROTTLER", "Throttler-ORDER_MODIFY_THROTTLER",
+)
+
+
+def live_logging_config(level: str = "INFO", trader_id: str | None = None):
+    """The live node's LoggingConfig: at INFO (or above) only the executor's own story (signal
+    actor, executor, ``strategies.story_log``) and every warning or error; the engine's routine
+    INFO lines and the clock's "alert time was in the past, adjusted" notices are not shown.
+    ``level="DEBUG"`` shows everything."""
+    from nautilus_trader.config import LoggingConfig
+
+    level = level.upper()
+    if level == "DEBUG":
+        return LoggingConfig(log_level="DEBUG")
+    quiet = {c: "WARNING" for c in ENGINE_COMPONENTS}
+    if trader_id:
+        quiet[trader_id] = "WARNING"  # the Trader component logs under the trader id
+    # a timer set for a moment that has just passed fires at once; Nautilus says so as a WARN
+    quiet["nautilus_common::clock"] = "ERROR"
+    return LoggingConfig(log_level=level, log_component_levels=quiet)
+
+
+__all__ = ["ENGINE_COMPONENTS", "data_engine_config", "live_logging_config"]

@@ -93,7 +93,7 @@ CASES = [
     ("set-wrong-type", lambda w: _bt(w, "o3", "--set", "max_concurrent_positions=many"), 2,
      "max_concurrent_positions", ["o3"]),
     ("set-no-equals", lambda w: _bt(w, "o3", "--set", "max_risk_per_trade"), 2, "key=value", ["o3"]),
-    ("mode-unknown", lambda w: _bt(w, "o3", "--mode", "stocks"), 2, "--mode stocks", ["o3"]),
+    ("mode-unknown", lambda w: _bt(w, "o3", "--mode", "stocks"), 2, "invalid choice: 'stocks'", ["o3"]),
     # a bad --db URL or driver
     ("db-url-unparsable", lambda w: _bt(w, "o4", "--db", "not a url"), 2, "not a database URL", ["o4"]),
     ("db-dialect-unknown", lambda w: _bt(w, "o4", "--db", "nosuchdb://x/y"), 2, "unknown database driver", ["o4"]),
@@ -119,7 +119,7 @@ CASES = [
      2, "no such database file", ["typo.db"]),
     ("ks-not-a-database", lambda w: _ks(w, "status", "--db", f"sqlite:///{w['root'] / 'a_file'}"), 2,
      "file is not a database", []),
-    ("db-upgrade-not-a-database", lambda w: ["db", "upgrade", "--url", f"sqlite:///{w['root'] / 'a_file'}"], 2,
+    ("db-upgrade-not-a-database", lambda w: ["db", "upgrade", "--db", f"sqlite:///{w['root'] / 'a_file'}"], 2,
      "a_file", []),
     ("ks-no-journal-tables", lambda w: _ks(w, "status", "--db", f"sqlite:///{w['root'] / 'other.db'}"), 2,
      "no journal tables", []),

@@ -61,6 +61,14 @@ def aware_utc(ts: Any, field: str = "ts", *, error: ErrorFactory = FieldError) -
     return aware(ts, field, error=error).astimezone(UTC)
 
 
+def stored_utc(value: datetime) -> datetime:
+    """A time read back from storage: naive values are UTC (SQLite keeps no offset), aware ones
+    are returned as they are."""
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
 def ns_to_datetime(ns: int) -> datetime:
     """UNIX nanoseconds -> aware UTC ``datetime`` (exact integer arithmetic; nanoseconds below
     the microsecond are truncated toward the past)."""
@@ -137,4 +145,5 @@ __all__ = [
     "is_aware",
     "ns_to_datetime",
     "parse_hhmm",
+    "stored_utc",
 ]
