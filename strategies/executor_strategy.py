@@ -30,6 +30,7 @@ from strategies.risk_control import (
     send_alert,
     validate_webhook_url,
 )
+from strategies.signal_actor import on_loop_thread  # LiveClock callbacks -> the event loop's thread
 from strategies.signal_data import TRADE_SIGNAL_DATA_TYPE, TradeSignalData
 from strategies.trade_executor import ExecutorConfig, ManagedPosition
 from strategies.trade_executor import commands as cmd
@@ -268,7 +269,7 @@ class ExecutorStrategy(Strategy):
         self.core.load_decided_signals(ids)
         if self.control is not None and self.config.control_poll_seconds:
             self.clock.set_timer("executor-control-poll", timedelta(seconds=self.config.control_poll_seconds),
-                                 callback=self._on_poll_timer)
+                                 callback=on_loop_thread(self.clock, self._on_poll_timer))
 
     def on_stop(self) -> None:
         """Working entries are cancelled, protective stops stay (ExecutorCore.on_stop); no order
@@ -347,7 +348,7 @@ class ExecutorStrategy(Strategy):
         at = max(ts_event + 1, self.clock.timestamp_ns() + self.config.bar_settle_ms * 1_000_000)
         self._minute_seq += 1
         self._minute_alert = f"executor-minute-{self._minute_seq}"  # unique: never collides live
-        self.clock.set_time_alert_ns(self._minute_alert, at, self._on_minute_alert)
+        self.clock.set_time_alert_ns(self._minute_alert, at, on_loop_thread(self.clock, self._on_minute_alert))
 
     def _on_minute_alert(self, event=None) -> None:
         if event is not None and getattr(event, "name", None) != self._minute_alert:
@@ -434,7 +435,9 @@ class ExecutorStrategy(Strategy):
 
     def _schedule_eod(self, c: cmd.ScheduleEod) -> None:
         self._eod_seq += 1
-        self.clock.set_time_alert_ns(f"executor-eod-{self._eod_seq}", dt_to_unix_nanos(c.at), self._on_eod_alert)
+        # never in the past: the core decided it at its event's time, the clock may be a moment on
+        at = max(dt_to_unix_nanos(c.at), self.clock.timestamp_ns())
+        self.clock.set_time_alert_ns(f"executor-eod-{self._eod_seq}", at, on_loop_thread(self.clock, self._on_eod_alert))
 
     def _log(self, c: cmd.Log) -> None:
         getattr(self.log, c.level)(c.message)

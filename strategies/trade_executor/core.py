@@ -441,7 +441,11 @@ class ExecutorCore(MinuteMixin, ControlMixin):
         its way (a stop cannot be resized before it is accepted), resize it now."""
         def run() -> None:
             mp = self.pm.by_order.get(order_id)
-            if mp is not None and mp.stop_order_id == order_id and not mp.closed:
+            if mp is None or mp.stop_order_id != order_id or mp.closed:
+                return
+            if mp.signal_id in self.exit_pending:
+                self._cancel_if_open(order_id)  # an exit is waiting for this stop: out of the way
+            else:
                 self._protect(mp)
         return self._call(now, run)
 
@@ -490,9 +494,15 @@ class ExecutorCore(MinuteMixin, ControlMixin):
         for oid in list(mp.entry_orders):
             self._cancel_if_open(oid)
         self.exit_pending[mp.signal_id] = (reason, fired)
-        if not self._cancel_if_open(mp.stop_order_id):
+        if mp.stop_order_id is None:
             self._send_exit(mp)
-        # else: the stop's order_done sends the exit
+            return
+        # The exit waits for the protective stop's end as the core sees it (its cancel, refusal or
+        # expiry -> _order_done sends the exit; its fill closes the round trip and nothing is sent),
+        # whatever the engine's view says: a stop still in flight may yet rest at the broker (it is
+        # cancelled on its acceptance), and one the broker already filled may not be applied yet.
+        # Either way an exit sent now could sell twice.
+        self._cancel_if_open(mp.stop_order_id)
 
     def _send_exit(self, mp: ManagedPosition) -> None:
         if mp.exit_order_id is not None or mp.open_qty <= 0:
