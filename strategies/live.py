@@ -27,7 +27,7 @@ from nautilus_trader.config import (
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.identifiers import InstrumentId, TraderId
 
-from strategies.trade_executor import ExecutorConfig
+from strategies.trade_executor import ExecutorConfig, InstrumentRouter
 
 LIVE_VENUE = "ALPACA"
 
@@ -59,6 +59,17 @@ class LiveSpec:
     stops_at_venue: bool = True
     request_timeout_s: float = 10.0  # per REST call, also the start-up account check's limit
     timeout_connection: float = 30.0  # Nautilus' connect limit (the CLI exits 2 when it passes)
+    # load enough history at start for every timeframe's clouds (SignalActor warm-up: the
+    # broker's historical bars), so the first signal can come on the first live bar
+    warmup: bool = True
+    # record the session (bars of every followed instrument, the signals) here for
+    # `trade-executor divergence` (strategies.session_recorder); None: no recording
+    record_dir: str | None = None
+    # option chains of the symbols (contracts around the price, quotes of the ATM strikes from the
+    # options feed; adapters.alpaca.option_chain): None = when the mode trades options (options,
+    # both); True / False = always / never (True lets a later switch to options need no restart)
+    option_chains: bool | None = None
+    option_feed: str = "indicative"  # "opra" with Alpaca's OPRA subscription
 
 
 @dataclass
@@ -87,9 +98,12 @@ def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
         AlpacaInstrumentProviderConfig,
     )
     from adapters.alpaca.factories import AlpacaLiveDataClientFactory, AlpacaLiveExecClientFactory
-    from strategies.engine_config import data_engine_config
+    from strategies.engine_config import data_engine_config, live_logging_config
+    from strategies.execution_log import TeeSink
+    from strategies.story_log import StorySink
     from strategies.executor_strategy import ExecutorStrategy, ExecutorStrategyConfig
     from strategies.journal import ControlStore, JournalSink, database_url, upgrade
+    from strategies.order_recorder import OrderRecorder
     from strategies.risk_control import install_risk_controls, risk_engine_config
     from strategies.signal_actor import SignalActor, SignalActorConfig
 
@@ -98,7 +112,7 @@ def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
         raise ValueError("symbols: none given (e.g. --symbols QQQ,SPY)")
     executor = {"calendar": spec.calendar, **spec.executor}
     xcfg = ExecutorConfig(**{"instrument_mode": spec.mode, **executor})  # clear errors first
-    preflight_account(spec)
+    broker_account = preflight_account(spec)
 
     url = database_url(spec.db_url)
     upgrade(url)
@@ -110,11 +124,22 @@ def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
         # the user's choice in executor_control (dashboard / CLI) wins over the default
         mode = stored_mode
 
-    ids = frozenset(InstrumentId.from_str(f"{s}.{LIVE_VENUE}") for s in symbols)
+    # every leveraged fund the router can pick for these symbols (long/short x scalp/day/swing),
+    # whatever the mode now: a mode change (executor_control) needs no restart, and the executor
+    # follows their minute bars for entries, resting stops, exits and the max hold
+    funds = [f for f in InstrumentRouter.from_config(xcfg).reachable_funds(symbols, mode="leveraged_etf")
+             if f not in symbols]
+    traded = symbols + funds
+    # option contracts the journal still holds open (a restart): reconciled from the broker, their
+    # position and orders must belong to the executor (not EXTERNAL), or its closing fill cannot
+    # reduce them in Nautilus' netting positions
+    held_options = sorted({t.ticker for t in journal.get_open_trades() if t.instrument_type == "option"})
+    ids = frozenset(InstrumentId.from_str(f"{s}.{LIVE_VENUE}") for s in traded)
     provider = AlpacaInstrumentProviderConfig(load_ids=ids)
     config = TradingNodeConfig(
         trader_id=TraderId(spec.trader_id),
-        logging=LoggingConfig(log_level=spec.log_level),
+        # INFO: the executor's own story; the engine's routine lines only with DEBUG
+        logging=live_logging_config(spec.log_level, spec.trader_id),
         # Alpaca's minute bar arrives a few seconds after its minute: 10m/1h buckets wait 15 s
         data_engine=data_engine_config(build_delay_us=spec.bar_build_delay_s * 1_000_000, live=True),
         risk_engine=risk_engine_config(xcfg.max_orders_per_minute, live=True),
@@ -123,6 +148,9 @@ def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
         data_clients={LIVE_VENUE: AlpacaDataClientConfig(
             api_key=spec.api_key, api_secret=spec.api_secret, paper=spec.paper, trading_url=spec.trading_url,
             data_url=spec.data_url, data_stream_url=spec.data_stream_url, feed=spec.feed,
+            option_underlyings=tuple(symbols) if (spec.option_chains if spec.option_chains is not None
+                                                  else mode in ("options", "both")) else None,
+            option_feed=spec.option_feed,
             instrument_provider=provider)},
         exec_clients={LIVE_VENUE: AlpacaExecClientConfig(
             api_key=spec.api_key, api_secret=spec.api_secret, paper=spec.paper, trading_url=spec.trading_url,
@@ -133,22 +161,40 @@ def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
     )
     node = TradingNode(config=config, loop=loop)
     actor = SignalActor(SignalActorConfig(symbols=tuple(symbols), venue=LIVE_VENUE, regular_hours_only=True,
-                                          calendar=xcfg.calendar))
+                                          calendar=xcfg.calendar, warmup=spec.warmup, announce_market=True,
+                                          log_events=spec.log_level.upper() == "DEBUG",
+                                          log_commands=spec.log_level.upper() == "DEBUG"))
     strategy = ExecutorStrategy(ExecutorStrategyConfig(
-        executor={**executor, "instrument_mode": mode}, symbols=tuple(symbols), venue=LIVE_VENUE,
+        executor={**executor, "instrument_mode": mode}, symbols=tuple(traded), venue=LIVE_VENUE,
+        follow_control_mode=True,  # `trade-executor mode set` / the dashboard take effect within a poll
         stops_at_venue=spec.stops_at_venue,
         option_premium_debited=False,  # the Alpaca adapter's balance is equity minus unrealised P&L
         # orders and positions reconciled from the broker in these instruments belong to the
         # executor (its resting stops after a restart); anything else stays external
-        external_order_claims=[f"{s}.{LIVE_VENUE}" for s in symbols],
+        external_order_claims=[f"{s}.{LIVE_VENUE}" for s in traded + held_options],
         broker_name="alpaca", buying_power_multiplier=spec.buying_power_multiplier,
         control_poll_seconds=spec.control_poll_seconds, alert_webhook_url=spec.alert_webhook_url,
         # a minute's bars of several symbols arrive over a moment: decide that minute's exits
         # once they are in (or a signal of that minute arrives first)
         bar_settle_ms=spec.bar_settle_ms,
-    ), sink=journal, control=control)
+        # Nautilus' echo of every command and event: DEBUG only (strategies.story_log tells the story)
+        log_events=spec.log_level.upper() == "DEBUG", log_commands=spec.log_level.upper() == "DEBUG",
+    ), sink=TeeSink(journal, StorySink()), control=control)  # the journal + the story in the log
     node.trader.add_actor(actor)
+    node.trader.add_actor(OrderRecorder(sink=journal))  # the order book: executor_orders / executor_fills
+    from strategies.story_log import order_story_actor
+
+    node.trader.add_actor(order_story_actor())  # the orders in the log's story (INFO)
     node.trader.add_strategy(strategy)
+    if spec.record_dir:
+        from strategies.session_recorder import SessionRecorder, SessionRecorderConfig
+
+        equity = getattr(broker_account, "equity", None)
+        node.trader.add_actor(SessionRecorder(SessionRecorderConfig(
+            out_dir=spec.record_dir, symbols=tuple(traded), signal_symbols=tuple(symbols), venue=LIVE_VENUE,
+            meta={"mode": mode, "executor": executor, "calendar": spec.calendar,
+                  "starting_equity": float(equity) if equity is not None else None,
+                  "buying_power_multiplier": spec.buying_power_multiplier})))
     node.add_data_client_factory(LIVE_VENUE, AlpacaLiveDataClientFactory)
     node.add_exec_client_factory(LIVE_VENUE, AlpacaLiveExecClientFactory)
     node.build()
