@@ -177,9 +177,10 @@ class OptionUniverse:
 
 
 def build_option_universe(signals: list[Any], bars_by_symbol: dict[str, list], venue: str,
-                          cfg: OptionSimConfig, calendar: MarketCalendar) -> OptionUniverse:
+                          cfg: OptionSimConfig, calendar: MarketCalendar, progress: Any = None) -> OptionUniverse:
     """Contracts and quotes for a replayed signal set (``signals``: TradeSignalData) from the
-    underlyings' Nautilus bars (regular session, close-stamped)."""
+    underlyings' Nautilus bars (regular session, close-stamped). ``progress``: a progress task
+    (``strategies.progress``; total set here, one step per contract) or None."""
     closes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for sym, bars in bars_by_symbol.items():
         if bars:
@@ -188,11 +189,17 @@ def build_option_universe(signals: list[Any], bars_by_symbol: dict[str, list], v
     planned = plan_contracts(signals, closes, cfg, calendar)
     vols = {sym: realised_vol_series(px, cfg) for sym, (_ts, px) in closes.items()}
     instruments, quotes = [], []
+    if progress is not None:
+        progress.update(completed=0, total=len(planned))
     for occ, (contract, start) in sorted(planned.items()):
         ts, px = closes[contract.underlying]
         inst = option_instrument(contract, venue, int(ts[0]), calendar)
         instruments.append(inst)
         quotes.extend(option_quotes(contract, inst.id, start, ts, px, vols[contract.underlying], cfg, calendar))
+        if progress is not None:
+            progress.advance(1, note=occ)
+    if progress is not None:
+        progress.finish()
     quotes.sort(key=lambda q: q.ts_init)
     return OptionUniverse(instruments=instruments, quotes=quotes, contracts={o: c for o, (c, _s) in planned.items()})
 

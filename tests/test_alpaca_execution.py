@@ -642,29 +642,28 @@ def test_option_simple_order_fills_and_bracket_is_rejected(srv):
         s.submit_order(gtc)
         await n.wait(lambda: s.of(OrderRejected, gtc.client_order_id), what="GTC option rejected")
         assert "must be DAY" in s.of(OrderRejected, gtc.client_order_id)[0].reason
+        # options trade on quotes: a marketable option order fills at once against the contract's
+        # current quote (buy at the ask, sell at the bid; ServerConfig.option_fill_on_submit)
         buy = s.order_factory.limit(occ, OrderSide.BUY, Quantity.from_int(2), Price.from_str("5.00"),
                                     time_in_force=TimeInForce.DAY)
         s.submit_order(buy)
-        await n.wait(lambda: n.cache.order(buy.client_order_id).status == OrderStatus.ACCEPTED, what="accepted")
-        srv.set_quote(contract["symbol"], bid=4.95, ask=5.00)
         await n.wait(lambda: n.cache.order(buy.client_order_id).status == OrderStatus.FILLED, what="buy fill")
+        assert s.of(OrderFilled, buy.client_order_id)[0].last_px == Price.from_str("5.00")  # the ask
+        srv.set_quote(contract["symbol"], bid=5.50, ask=5.60)
         sell = s.order_factory.market(occ, OrderSide.SELL, Quantity.from_int(2), time_in_force=TimeInForce.DAY)
         s.submit_order(sell)
-        await n.wait(lambda: n.cache.order(sell.client_order_id).status == OrderStatus.ACCEPTED, what="accepted")
-        srv.set_quote(contract["symbol"], bid=5.50, ask=5.60)
         await n.wait(lambda: n.cache.order(sell.client_order_id).status == OrderStatus.FILLED, what="sell fill")
         fill = s.of(OrderFilled, sell.client_order_id)[0]
-        assert fill.last_px == Price.from_str("5.50")
+        assert fill.last_px == Price.from_str("5.50")  # the bid
         # Alpaca's per-contract pass-throughs on 2026-03-02 (adapters/fees.py), not the equity
         # formula: sell 2 x (ORF 0.02685 + OCC 0.02 + options TAF 0.00279) = 0.09928 + SEC $0.00
         # -> 0.10; the buy paid 2 x (0.02685 + 0.02) = 0.0937 -> 0.09
         assert fill.commission.as_decimal() == Decimal("0.10")
         bfill = s.of(OrderFilled, buy.client_order_id)[0]
         assert bfill.commission.as_decimal() == Decimal("0.09")
-        # the fake server still books its own undated equity-style fee (SEC 2 x 5.50 x 100 x 27.8e-6
-        # = 0.03058 + TAF 2 x 0.000166 -> 0.03); it does not model option pass-throughs
+        # the fake broker books the same per-contract pass-throughs (adapters.fees) as FEE activities
         fees = [a for a in srv.activities(["FEE"])]
-        assert Decimal(fees[-1]["net_amount"]) == Decimal("-0.03")
+        assert [Decimal(f["net_amount"]) for f in fees[-2:]] == [Decimal("-0.09"), Decimal("-0.10")]
         pos = n.cache.positions(instrument_id=occ)[-1]
         assert pos.is_closed and pos.realized_pnl.as_double() == pytest.approx(2 * 0.50 * 100 - 0.09 - 0.10)
 

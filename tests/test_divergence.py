@@ -22,7 +22,10 @@ from tests.node_harness import until
 from tests.test_live_alpaca import KEY, SECRET, run_live
 from tests.test_live_modes import broker_order, publish_signal, push
 
+slow = pytest.mark.slow
 
+
+@slow
 def test_recorded_session_replays_to_the_same_trade_and_explains_the_fill_price(tmp_path):
     db = f"sqlite:///{tmp_path / 'live.db'}"
     rec = tmp_path / "session"

@@ -38,6 +38,21 @@ class AlpacaDataClientConfig(LiveDataClientConfig, frozen=True):
     feed: str = "iex"
     bar_spec: str = "1-MINUTE-LAST-EXTERNAL"
     request_timeout_s: float = 10.0
+    # Option chains (live options mode; ``option_chain.OptionChainTracker``): for each of these
+    # underlyings the contracts of the ``option_expiries`` nearest listed expiries within
+    # ``option_strike_band_pct`` of the last price are loaded (at connect, on each new New York
+    # date, and when the price leaves the loaded band), and quotes are streamed from the options
+    # feed (``option_feed``: "indicative" or "opra", ``/v1beta1/{feed}``, msgpack) for the ATM
+    # +- ``option_quote_strikes`` strikes, calls and puts, of those expiries, re-centred on every
+    # bar of the underlying; each new subscription is seeded with the latest quote (REST) when it
+    # is at most ``option_snapshot_max_age_s`` old. None / empty: no option data.
+    option_underlyings: tuple[str, ...] | None = None
+    option_feed: str = "indicative"
+    option_data_stream_url: str | None = None  # None: data_stream_url's host + /v1beta1/{feed}
+    option_expiries: int = 2
+    option_strike_band_pct: float = 0.03
+    option_quote_strikes: int = 2
+    option_snapshot_max_age_s: float = 300.0
 
 
 class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):

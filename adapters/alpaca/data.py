@@ -11,6 +11,13 @@
   the first subscription, re-subscribes everything after a reconnect, and reconnects with
   exponential backoff with jitter whenever it drops (``data_stream``).
 
+**Options** (``config.option_underlyings``): the contracts of each underlying's nearest expiries
+around its price are loaded into the cache (``GET /v2/options/contracts`` through the instrument
+provider) and the ATM strikes' quotes stream over a second websocket, the options feed
+(``/v1beta1/{indicative|opra}``, msgpack only), seeded with ``/v1beta1/options/quotes/latest``;
+which ones, and when they are reloaded or re-centred, is ``option_chain.OptionChainTracker``.
+``SubscribeQuoteTicks`` / trade ticks of an OCC symbol go to that websocket as well.
+
 **Bars carry their close time**: Alpaca labels a bar by the start of its interval; every bar
 emitted here has ``ts_event = start + interval`` (the 10:00 1-minute bar is stamped 10:01). See
 ``data_parsing``. Bars, quotes or trades with NaN / infinite / negative prices (or an inconsistent
@@ -88,6 +95,7 @@ from .data_parsing import (
     check_requestable,
     check_streamable,
     describe_time,
+    field,
     instrument_id_for,
     ns_to_datetime,
     parse_bar,
@@ -97,6 +105,8 @@ from .data_parsing import (
     to_unix_nanos,
 )
 from .data_stream import AlpacaMarketDataStream, AlpacaStreamError, stream_url_for
+from .option_chain import OptionChainTracker, ny_date, option_stream_url_for
+from .parsing import is_option_symbol
 
 # ============================================================================================== #
 # The Nautilus data client                                                                       #
@@ -159,6 +169,29 @@ class AlpacaDataClient(LiveMarketDataClient):
             reconnect_initial_delay_s=float(getattr(config, "reconnect_initial_delay_s", 0.5)),
             reconnect_max_delay_s=float(getattr(config, "reconnect_max_delay_s", 30.0)),
         )
+        # options (config.option_underlyings): a second websocket on the options feed (msgpack only,
+        # /v1beta1/{indicative|opra}); the chain tracker decides which contracts are loaded and quoted
+        self._option_feed = (getattr(config, "option_feed", None) or "indicative").lower()
+        self._option_stream = AlpacaMarketDataStream(
+            url=option_stream_url_for(self._option_feed, getattr(config, "option_data_stream_url", None),
+                                      config.data_stream_url),
+            api_key=key,
+            api_secret=secret,
+            on_message=self._on_stream_message,
+            log=self._log,
+            loop=loop,
+            reconnect_initial_delay_s=float(getattr(config, "reconnect_initial_delay_s", 0.5)),
+            reconnect_max_delay_s=float(getattr(config, "reconnect_max_delay_s", 30.0)),
+        )
+        underlyings = tuple(getattr(config, "option_underlyings", None) or ())
+        self._option_chain = OptionChainTracker(
+            underlyings, expiries=int(getattr(config, "option_expiries", 2)),
+            band_pct=float(getattr(config, "option_strike_band_pct", 0.03)),
+            quote_strikes=int(getattr(config, "option_quote_strikes", 2))) if underlyings else None
+        self._option_auto: dict[str, set[InstrumentId]] = {}   # underlying -> contracts quoted for it
+        self._option_busy: set[str] = set()                     # underlyings with a refresh running
+        self._option_http: Any = None
+        self._key_secret = (key, secret)
         self._bar_types: dict[InstrumentId, BarType] = {}       # streamed 1-minute bar subscriptions
         self._last_bar_ns: dict[BarType, int] = {}              # ts_event of the last bar emitted
         self._bar_sub_ns: dict[BarType, int] = {}               # when each bar subscription started
@@ -233,12 +266,167 @@ class AlpacaDataClient(LiveMarketDataClient):
         self._stream.reopen()
         if self._stream.has_subscriptions():  # reconnecting a client that had subscriptions
             self._stream.start()
+        self._option_stream.reopen()
+        if self._option_stream.has_subscriptions():
+            self._option_stream.start()
+        if self._option_chain is not None:
+            for underlying in self._option_chain.underlyings:
+                price = await self._latest_price(underlying)
+                if price is None:
+                    self._log.warning(f"Options {underlying}: no last price yet; the chain loads on its first bar")
+                    continue
+                await self._refresh_options(underlying, price)
 
     async def _disconnect(self) -> None:
         if self._backfill_task is not None and not self._backfill_task.done():
             self._backfill_task.cancel()
         self._backfill_buffers.clear()
         await self._stream.close()
+        await self._option_stream.close()
+
+    # -------------------------------------------------------------------------------- options --
+    def _stream_for(self, instrument_id: InstrumentId) -> AlpacaMarketDataStream:
+        return self._option_stream if is_option_symbol(alpaca_symbol(instrument_id)) else self._stream
+
+    @property
+    def option_stream(self) -> AlpacaMarketDataStream:
+        return self._option_stream
+
+    @property
+    def option_chain(self) -> OptionChainTracker | None:
+        return self._option_chain
+
+    def _auto_quoted(self, instrument_id: InstrumentId) -> bool:
+        return any(instrument_id in ids for ids in self._option_auto.values())
+
+    async def _latest_price(self, symbol: str) -> float | None:
+        """The underlying's last trade price (REST), else its latest minute bar's close."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from alpaca.data.requests import StockLatestBarRequest, StockLatestTradeRequest
+        for request, fn, key in ((StockLatestTradeRequest, "get_stock_latest_trade", "p"),
+                                 (StockLatestBarRequest, "get_stock_latest_bar", "c")):
+            try:
+                raw = await self._run_sync(getattr(self._http, fn),
+                                           request(symbol_or_symbols=symbol, feed=self._feed_enum()))
+            except Exception as e:  # noqa: BLE001 - the chain then loads on the first bar
+                self._log.warning(f"Options {symbol}: latest price request failed: {type(e).__name__}: {e}")
+                continue
+            rec = raw.get(symbol) if isinstance(raw, dict) else None
+            value = field(rec, key) if rec is not None else None
+            try:
+                if value is not None and float(value) > 0:
+                    return float(value)
+            except (TypeError, ValueError):
+                continue
+        return None
+
+    def _on_underlying_price(self, symbol: str, price: float) -> None:
+        """A bar of an option underlying: reload its chain (new day, price left the band) or
+        re-centre its streamed quotes."""
+        chain = self._option_chain
+        if chain is None or symbol not in chain.underlyings or symbol in self._option_busy:
+            return
+        today = ny_date(self._clock.timestamp_ns())
+        if chain.needs_load(symbol, price, today):
+            self.create_task(self._refresh_options(symbol, price), log_msg=f"alpaca: {symbol} option chain")
+        else:
+            self.create_task(self._sync_option_quotes(symbol, price), log_msg=f"alpaca: {symbol} option quotes")
+
+    async def _refresh_options(self, underlying: str, price: float) -> None:
+        """Load the chain around ``price`` (contracts into the cache), then re-centre the quotes."""
+        chain = self._option_chain
+        if chain is None or underlying in self._option_busy:
+            return
+        self._option_busy.add(underlying)
+        try:
+            today = ny_date(self._clock.timestamp_ns())
+            window = chain.load_window(underlying, price, today)
+            loaded: list = []
+            try:
+                await self._instrument_provider.load_option_chain_async(
+                    [underlying], window["expiration_gte"], window["expiration_lte"],
+                    strike_price_gte=window["strike_price_gte"], strike_price_lte=window["strike_price_lte"],
+                    instruments=loaded)
+            except Exception as e:  # noqa: BLE001 - retried on the next bar
+                self._log.error(f"Options {underlying}: loading contracts failed: {type(e).__name__}: {e}")
+                return
+            expiries = chain.set_chain(underlying, loaded, price, today)
+            kept = 0
+            for inst in loaded:
+                if ny_date(int(inst.expiration_ns)) in expiries:
+                    self._handle_data(inst)
+                    kept += 1
+            self._log.info(f"Options {underlying}: {kept} contracts around {price:g} expiring "
+                           f"{', '.join(e.isoformat() for e in expiries) or 'none listed'}", LogColor.BLUE)
+        finally:
+            self._option_busy.discard(underlying)
+        await self._sync_option_quotes(underlying, price)
+
+    async def _sync_option_quotes(self, underlying: str, price: float) -> None:
+        chain = self._option_chain
+        if chain is None:
+            return
+        today = ny_date(self._clock.timestamp_ns())
+        wanted = {instrument_id_for(s) for s in chain.wanted(underlying, price, today)}
+        current = self._option_auto.get(underlying, set())
+        new, gone = wanted - current, current - wanted
+        if not new and not gone:
+            return
+        self._option_auto[underlying] = wanted
+        drop = [alpaca_symbol(i) for i in gone if i not in self._quote_ids and not self._auto_quoted(i)]
+        if drop:
+            await self._option_stream.unsubscribe("quotes", drop)
+        if new:
+            await self._option_stream.subscribe("quotes", sorted(alpaca_symbol(i) for i in new))
+            await self._seed_option_quotes(sorted(new, key=str))
+
+    async def _seed_option_quotes(self, ids: list[InstrumentId]) -> None:
+        """The latest quote of each new option subscription (``/v1beta1/options/quotes/latest``),
+        emitted when it is at most ``option_snapshot_max_age_s`` old and newer than the cache's."""
+        max_age_ns = int(float(getattr(self._config, "option_snapshot_max_age_s", 300.0)) * 1e9)
+        try:
+            raw = await self._run_sync(self._latest_option_quotes, [alpaca_symbol(i) for i in ids])
+        except Exception as e:  # noqa: BLE001 - the stream still brings quotes
+            self._log.warning(f"Latest option quotes failed: {type(e).__name__}: {e}")
+            return
+        now = self._clock.timestamp_ns()
+        for iid in ids:
+            rec = (raw or {}).get(alpaca_symbol(iid))
+            if rec is None:
+                continue
+            pp, sp = self._precisions(iid)
+            try:
+                quote = parse_quote(rec, iid, ts_init=now, price_precision=pp, size_precision=sp)
+            except AlpacaDataError as e:
+                self._log.debug(f"Skipping latest {iid} quote: {e}")
+                continue
+            cached = self._cache.quote_tick(iid)
+            if now - quote.ts_event > max_age_ns or (cached is not None and cached.ts_event >= quote.ts_event):
+                continue
+            self._handle_data(quote)
+
+    def _latest_option_quotes(self, symbols: list[str]) -> dict:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from alpaca.data.enums import OptionsFeed
+            from alpaca.data.historical.option import OptionHistoricalDataClient
+            from alpaca.data.requests import OptionLatestQuoteRequest
+        if self._option_http is None:
+            timeout = self._timeout_s
+
+            class _TimeoutOptionClient(OptionHistoricalDataClient):
+                def _one_request(self, method, url, opts, retry):  # noqa: ANN001
+                    return super()._one_request(method, url, {**opts, "timeout": timeout}, retry)
+
+            key, secret = self._key_secret
+            self._option_http = _TimeoutOptionClient(key, secret, raw_data=True, url_override=self._config.data_url)
+        try:
+            feed = OptionsFeed(self._option_feed)
+        except ValueError:
+            feed = None
+        return self._option_http.get_option_latest_quote(OptionLatestQuoteRequest(symbol_or_symbols=symbols,
+                                                                                  feed=feed))
 
     # -------------------------------------------------------------------------- subscriptions --
     async def _subscribe_instruments(self, command: SubscribeInstruments) -> None:
@@ -277,20 +465,22 @@ class AlpacaDataClient(LiveMarketDataClient):
     async def _subscribe_quote_ticks(self, command: SubscribeQuoteTicks) -> None:
         self._quote_ids.add(command.instrument_id)
         await self._ensure_instrument(command.instrument_id)
-        await self._stream.subscribe("quotes", [alpaca_symbol(command.instrument_id)])
+        await self._stream_for(command.instrument_id).subscribe("quotes", [alpaca_symbol(command.instrument_id)])
 
     async def _unsubscribe_quote_ticks(self, command: UnsubscribeQuoteTicks) -> None:
         self._quote_ids.discard(command.instrument_id)
-        await self._stream.unsubscribe("quotes", [alpaca_symbol(command.instrument_id)])
+        if self._auto_quoted(command.instrument_id):
+            return  # still streamed for the option chain
+        await self._stream_for(command.instrument_id).unsubscribe("quotes", [alpaca_symbol(command.instrument_id)])
 
     async def _subscribe_trade_ticks(self, command: SubscribeTradeTicks) -> None:
         self._trade_ids.add(command.instrument_id)
         await self._ensure_instrument(command.instrument_id)
-        await self._stream.subscribe("trades", [alpaca_symbol(command.instrument_id)])
+        await self._stream_for(command.instrument_id).subscribe("trades", [alpaca_symbol(command.instrument_id)])
 
     async def _unsubscribe_trade_ticks(self, command: UnsubscribeTradeTicks) -> None:
         self._trade_ids.discard(command.instrument_id)
-        await self._stream.unsubscribe("trades", [alpaca_symbol(command.instrument_id)])
+        await self._stream_for(command.instrument_id).unsubscribe("trades", [alpaca_symbol(command.instrument_id)])
 
     # ---------------------------------------------------------------------------- live data --
     def _on_stream_message(self, msg: dict) -> None:
@@ -332,11 +522,13 @@ class AlpacaDataClient(LiveMarketDataClient):
             return False  # equal: already emitted (gap fill overlap)
         self._last_bar_ns[bar.bar_type] = bar.ts_event
         self._handle_data(bar)
+        if self._option_chain is not None:
+            self._on_underlying_price(alpaca_symbol(bar.bar_type.instrument_id), bar.close.as_double())
         return True
 
     def _on_stream_quote(self, msg: dict) -> None:
         iid = instrument_id_for(msg.get("S"))
-        if iid not in self._quote_ids:
+        if iid not in self._quote_ids and not self._auto_quoted(iid):
             return
         pp, sp = self._precisions(iid)
         try:

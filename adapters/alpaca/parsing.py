@@ -590,9 +590,13 @@ def order_request_error(order: Any, instrument: Instrument | None, *, simple_onl
         return "quote-quantity (notional) orders are not supported by the Alpaca adapter"
     if len(order.client_order_id.value) > MAX_CLIENT_ORDER_ID_LEN:
         return f"client_order_id longer than {MAX_CLIENT_ORDER_ID_LEN} characters"
-    if isinstance(instrument, OptionContract):
+    if isinstance(instrument, OptionContract) or (instrument is None and is_option_symbol(order.instrument_id.symbol.value)):
+        if order.order_type not in (OrderType.MARKET, OrderType.LIMIT):
+            return "Alpaca option orders are market or limit orders (no stop orders: the strategy holds the stop)"
         if order.time_in_force != TimeInForce.DAY:
             return "Alpaca option orders must be DAY orders"
+        if order.quantity.as_decimal() != order.quantity.as_decimal().to_integral_value():
+            return "Alpaca option orders are for whole contracts"
         if simple_only:
             return ("Alpaca accepts only simple orders for options: bracket/OTO exits must be "
                     "emulated (emulation_trigger) or sent after the entry fills")

@@ -54,9 +54,10 @@ class AlpacaInstrumentProvider(InstrumentProvider):
     def _add_equity(self, asset: Any) -> None:
         self.add(parse_equity(asset, self._now_ns()))
 
-    def _add_option(self, contract: Any) -> None:
+    def _add_option(self, contract: Any):
         instrument = parse_option_contract(contract, self._now_ns())
         self.add(instrument)
+        return instrument
 
     # ------------------------------------------------------------------------------------------ #
 
@@ -94,8 +95,13 @@ class AlpacaInstrumentProvider(InstrumentProvider):
 
     async def load_option_chain_async(self, underlyings=None, expiration_gte: str | None = None,
                                       expiration_lte: str | None = None,
-                                      max_pages: int = 1000) -> int:
-        """Load option contracts (all pages) for ``underlyings``; returns the count loaded."""
+                                      max_pages: int = 1000, *, strike_price_gte: float | None = None,
+                                      strike_price_lte: float | None = None,
+                                      contract_type: str | None = None, instruments: list | None = None) -> int:
+        """Load option contracts (all pages of ``GET /v2/options/contracts``) for ``underlyings``,
+        optionally within a strike range (``strike_price_gte`` / ``_lte``) and of one
+        ``contract_type`` ("call" / "put"); returns the count loaded. ``instruments``, when given,
+        receives every ``OptionContract`` loaded."""
         from alpaca.trading.requests import GetOptionContractsRequest
 
         page_token = None
@@ -105,14 +111,19 @@ class AlpacaInstrumentProvider(InstrumentProvider):
                 underlying_symbols=list(underlyings) if underlyings else None,
                 expiration_date_gte=expiration_gte,
                 expiration_date_lte=expiration_lte,
+                strike_price_gte=None if strike_price_gte is None else f"{strike_price_gte:.2f}",
+                strike_price_lte=None if strike_price_lte is None else f"{strike_price_lte:.2f}",
+                type=contract_type,
                 limit=1000,
                 page_token=page_token,
             )
             response = await self._call(self._client.get_option_contracts, request)
             for contract in response.option_contracts or []:
                 try:
-                    self._add_option(contract)
+                    instrument = self._add_option(contract)
                     count += 1
+                    if instruments is not None:
+                        instruments.append(instrument)
                 except Exception as e:  # noqa: BLE001
                     self._log.warning(f"Skipping Alpaca option contract {contract.symbol}: {e}")
             page_token = response.next_page_token

@@ -10,6 +10,10 @@ every ``--interval`` seconds and a 1-minute bar each time the minute rolls over.
 minute bars for many symbols like Alpaca (a few seconds after each minute, interleaved), on a
 compressed clock (``--speed``, simulated seconds per real second) or the wall clock (``--wall``,
 for soak runs); ``--warmup N`` serves N minutes of the same series as history.
+``--options QQQ,SPY`` lists option chains for those ``--feed`` / ``--simulate`` symbols ($1 strikes
+within 10 % of the start price, every expiry session of the next 7 days) and quotes the contracts
+near the price on every minute bar (Black-Scholes, ``options.auto_quote``); ``--option-calendar
+24/7`` puts their expiries and cut-offs on UTC days, for an executor run with ``--calendar 24/7``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,25 @@ def _parse_sim(spec: str) -> dict[str, float]:
         sym, _, px = part.partition("=")
         out[sym.upper()] = float(px or 100.0)
     return out
+
+
+def _option_chains(srv: FakeAlpacaServer, underlyings: list[str], prices: dict[str, float],
+                   option_calendar: str | None) -> None:
+    from datetime import timedelta
+
+    from .clock import NY
+    from .options import auto_quote
+
+    today = srv.now().astimezone(NY).date()
+    days = [today + timedelta(days=i) for i in range(8)]
+    expiries = days if option_calendar == "24/7" else [d for d in days if srv.calendar.session(d) is not None]
+    for sym in underlyings:
+        if sym not in prices:
+            raise SystemExit(f"--options {sym}: give its price with --feed or --simulate (e.g. --feed {sym}=480)")
+        px = prices[sym]
+        srv.generate_option_chain(sym, expiries, range(max(1, round(px * 0.9)), round(px * 1.1) + 1))
+        with srv.engine.lock:
+            auto_quote(srv.engine, sym, px)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,14 +83,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lag", type=float, default=1.0, help="--feed: seconds after the minute before its bars")
     ap.add_argument("--jitter", type=float, default=2.0, help="--feed: + uniform(0, jitter) s per symbol")
     ap.add_argument("--warmup", type=int, default=0, help="--feed: minutes of history for the REST endpoint")
+    ap.add_argument("--options", default="", help="option chains + quotes for these feed symbols, e.g. QQQ,SPY")
+    ap.add_argument("--option-calendar", default=None, choices=["24/7"],
+                    help="option expiries and cut-offs on UTC days (with an executor on --calendar 24/7)")
     ap.add_argument("--broker-like", action="store_true",
                     help="asynchronous routing and cancels and the wash-trade refusal, like Alpaca")
     args = ap.parse_args(argv)
 
     srv = FakeAlpacaServer({args.key: args.secret}, host=args.host, port=args.port, data_port=args.data_port,
                            stream_port=args.stream_port, initial_cash=args.cash, margin_multiplier=args.margin,
-                           partial_fill_qty=args.partial_fill_qty, id_seed=args.seed, broker_like=args.broker_like)
+                           partial_fill_qty=args.partial_fill_qty, id_seed=args.seed, broker_like=args.broker_like,
+                           option_auto_quotes=bool(args.options), option_calendar=args.option_calendar)
     srv.start()
+    if args.options:
+        _option_chains(srv, [s.strip().upper() for s in args.options.split(",") if s.strip()],
+                       {**_parse_sim(args.simulate), **_parse_sim(args.feed)}, args.option_calendar)
     if args.feed:
         start = datetime.fromisoformat(args.start) if args.start else None
         srv.start_bar_feed(symbols=_parse_sim(args.feed), seed=args.seed, speed=None if args.wall else args.speed,

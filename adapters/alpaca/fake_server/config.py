@@ -37,6 +37,11 @@ class ServerConfig:
     options_trading_level: int = 2
     # --- matching ----------------------------------------------------------------------------
     fill_on_submit: bool = False            # True: a marketable order fills against the current quote at submit
+    option_calendar: str | None = None      # option expiry / cut-offs: None = the server calendar; "24/7" = UTC days
+    option_auto_quotes: bool = False        # each 1-minute bar quotes its contracts near the price (demos)
+    option_quote_vol: float = 0.20          # volatility of those quotes (Black-Scholes, calendar time)
+    option_fill_on_submit: bool = True      # option orders fill against the contract's current quote once routed
+                                            # (buy at the ask, sell at the bid; options trade on quotes, not bars)
     market_fill_on_bar: str = "close"       # bar-driven market fills: "close" (default) or "open"
     partial_fill_qty: float | None = None   # fill at most N shares per order per tick (None = all at once)
     respect_quote_size: bool = False        # cap quote-driven fills at bid_size / ask_size
@@ -62,6 +67,7 @@ class ServerConfig:
     # --- market data -------------------------------------------------------------------------
     bars_max_page_size: int = 10_000        # server-side cap on ``limit`` per page (Alpaca: 10000)
     data_feeds: tuple[str, ...] = ("iex", "sip", "delayed_sip", "test")
+    option_data_feeds: tuple[str, ...] = ("indicative", "opra")  # /v1beta1/{feed} (msgpack only)
     data_connection_limit: int = 1          # concurrent market-data websockets per key (Alpaca: 1)
     # --- websockets --------------------------------------------------------------------------
     trade_stream_frames: str = "binary"     # JSON trade_updates in "binary" frames (as Alpaca paper) or "text"

@@ -37,6 +37,7 @@ from typing import Any, Callable
 from .clock import NY, FakeClock, MarketCalendar, to_utc
 from .config import ServerConfig
 from .marketdata import BarRec, MarketData, QuoteRec, canonical_timeframe, parse_time, timeframe_delta
+from . import options as opt
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -211,6 +212,7 @@ class Engine:
         self.market = MarketData()
         self.assets: dict[str, Asset] = {}
         self.contracts: dict[str, dict] = {}
+        self.option_liquidated: set[str] = set()  # expiring option positions the broker liquidated
         self.orders: dict[str, Order] = {}
         self.by_client_id: dict[str, str] = {}
         self.positions: dict[str, Position] = {}
@@ -574,6 +576,9 @@ class Engine:
                     raise unprocessable("notional must be > 0")
                 if otype != "market" or tif != "day":
                     raise unprocessable("notional orders must be DAY market orders")
+            if asset.asset_class == "us_option" and not seeded:
+                opt.check_order(self, body, symbol=symbol, side=side, otype=otype, tif=tif, qty=qty,
+                                notional=notional, order_class=order_class)
             fractional = qty is not None and qty != qty.to_integral_value()
             if fractional or notional is not None:
                 if not asset.fractionable:
@@ -759,7 +764,8 @@ class Engine:
             leg = self.orders[lid]
             if leg.status == "new":
                 self._emit_trade("new", leg)
-        if self.cfg.fill_on_submit and order.symbol in self.market.latest_quote:
+        on_submit = self.cfg.fill_on_submit or (self.cfg.option_fill_on_submit and order.asset_class == "us_option")
+        if on_submit and order.symbol in self.market.latest_quote:
             q = self.market.latest_quote[order.symbol]
             liquidity = {"buy": D(q.as_), "sell": D(q.bs)} if self.cfg.respect_quote_size else None
             for o in [order] + [self.orders[i] for i in order.leg_ids]:
@@ -1118,6 +1124,7 @@ class Engine:
             for o in list(self.orders.values()):
                 if o.status in OPEN and o.expires_at is not None and now >= o.expires_at:
                     self._cancel(o, status="expired")
+            opt.settle(self)  # option liquidations and expiry due on the clock
 
     def expire_day_orders(self) -> int:
         """End of day now: every open DAY order expires (whatever the clock says)."""
@@ -1374,7 +1381,8 @@ class Engine:
             "qty": fmt(qty), "side": o.side, "symbol": o.symbol, "leaves_qty": fmt(o.remaining),
             "order_id": o.id, "cum_qty": fmt(o.filled_qty), "order_status": o.status,
         })
-        fee = self._fees(o.side, qty, price, mult)
+        fee = (opt.fill_fee(o.side, qty, price, mult, now) if o.asset_class == "us_option"
+               else self._fees(o.side, qty, price, mult))
         if fee > 0:
             self.cash -= fee
             self.fees_total += fee
@@ -1454,6 +1462,8 @@ class Engine:
                                     bar.stream(sym, "d" if daily else "b"))
             if match:
                 self._match(sym, "bar", bar)
+            if self.cfg.option_auto_quotes and not updated and canonical_timeframe(timeframe) == "1Min":
+                opt.auto_quote(self, sym, float(bar.c))  # demos: the underlying's contracts quoted
             self.check_expiry()
             return bar
 

@@ -175,6 +175,11 @@ class RestApi:
         if m != "GET":
             return JSON({"code": 40410000, "message": "endpoint not found"}, 404)
         parts = p.split("/")  # ['', 'v2', 'stocks', ...]
+        if parts[1:3] == ["v1beta1", "options"]:
+            # options market data: /v1beta1/options/{quotes|trades}/latest?symbols=OCC,...
+            if len(parts) == 5 and parts[3] in ("quotes", "trades") and parts[4] == "latest":
+                return JSON(self._latest(parts[3], self._symbols(q)))
+            return JSON({"code": 40410000, "message": f"endpoint not found: {p}"}, 404)
         if len(parts) < 4 or parts[1] != "v2" or parts[2] != "stocks":
             return JSON({"code": 40410000, "message": f"endpoint not found: {p}"}, 404)
         rest = parts[3:]

@@ -305,6 +305,11 @@ class FakeAlpacaServer:
                             **kw: Any) -> dict:
         return self.engine.add_option_contract(underlying, expiration, strike, type, **kw)
 
+    def settle_options(self) -> None:
+        """Run the option liquidations / expiries due on the server clock now (they also run on
+        every tick and order; see ``options.py``)."""
+        self.engine.check_expiry()
+
     def generate_option_chain(self, underlying: str, expirations: Iterable[date | str],
                               strikes: Iterable[float], types: Iterable[str] = ("call", "put")) -> list[dict]:
         return [self.engine.add_option_contract(underlying, e, k, t)

@@ -52,6 +52,12 @@ log = logging.getLogger(__name__)
 
 _CLOSE = object()
 _DATA_PATH = re.compile(r"^/v2/([a-z_]+)$")
+_OPTION_PATH = re.compile(r"^/v1beta1/(indicative|opra)$")  # the options feed: msgpack only
+_OCC = re.compile(r"^[A-Z][A-Z0-9.]{0,5}\d{6}[CP]\d{8}$")
+
+
+def is_option_symbol(symbol: str) -> bool:
+    return bool(_OCC.match(symbol))
 DATA_CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
 
 
@@ -99,6 +105,7 @@ class _Conn:
         self.key: str | None = None
         self.listening = False      # trade_updates
         self.feed: str | None = None
+        self.options = False        # the options feed (/v1beta1/...)
         self.subs: dict[str, set[str]] = {c: set() for c in DATA_CHANNELS}
         self.closing = False
 
@@ -130,7 +137,7 @@ class StreamHub:
     # ------------------------------------------------------------------------------- routing ---
     def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path.rstrip("/")
-        if path == "/stream" or _DATA_PATH.match(path):
+        if path == "/stream" or _DATA_PATH.match(path) or _OPTION_PATH.match(path):
             return None
         body = b'{"code":40410000,"message":"not found"}'
         return Response(HTTPStatus.NOT_FOUND.value, "Not Found",
@@ -141,6 +148,8 @@ class StreamHub:
         path = urlsplit(ws.request.path).path.rstrip("/")
         if path == "/stream":
             await self._trade(ws)
+        elif _OPTION_PATH.match(path):
+            await self._data(ws, _OPTION_PATH.match(path).group(1), options=True)
         else:
             m = _DATA_PATH.match(path)
             await self._data(ws, m.group(1) if m else "")
@@ -241,10 +250,13 @@ class StreamHub:
                 self.stats["trade_drops"] += 1
 
     # ---------------------------------------------------------------------------- data stream ---
-    async def _data(self, ws: ServerConnection, feed: str) -> None:
+    async def _data(self, ws: ServerConnection, feed: str, options: bool = False) -> None:
+        """A market-data websocket: stocks (``/v2/{feed}``, msgpack or JSON) or options
+        (``/v1beta1/{indicative|opra}``, msgpack only as at Alpaca); one connection per key each."""
         cfg = self.server.config
-        conn = _Conn(ws, "data", "msgpack" if _is_msgpack(ws) else "json", "text")
+        conn = _Conn(ws, "data", "msgpack" if options or _is_msgpack(ws) else "json", "text")
         conn.feed = feed
+        conn.options = options
         sender = asyncio.create_task(self._sender(conn))
         registered = False
         try:
@@ -266,11 +278,11 @@ class StreamHub:
                 conn.send([{"T": "error", "code": 402, "msg": "auth failed"}])
                 await self._finish(conn, sender, "auth failed")
                 return
-            if feed not in cfg.data_feeds:
+            if feed not in (cfg.option_data_feeds if options else cfg.data_feeds):
                 conn.send([{"T": "error", "code": 409, "msg": "insufficient subscription"}])
                 await self._finish(conn, sender, "insufficient subscription")
                 return
-            same_key = [c for c in self.data_conns if c.key == key and not c.closing]
+            same_key = [c for c in self.data_conns if c.key == key and not c.closing and c.options == options]
             if len(same_key) >= cfg.data_connection_limit:
                 self.stats["data_rejections"] += 1
                 conn.send([{"T": "error", "code": 406, "msg": "connection limit exceeded"}])
@@ -326,7 +338,10 @@ class StreamHub:
             self.loop.call_soon_threadsafe(self._deliver_data, channel, symbol, msg)
 
     def _deliver_data(self, channel: str, symbol: str, msg: dict) -> None:
+        option = is_option_symbol(symbol)
         for conn in list(self.data_conns):
+            if conn.options != option:
+                continue  # option data only on the options feed, stock data only on the stock feed
             subs = conn.subs.get(channel, set())
             if symbol in subs or "*" in subs:
                 conn.send([msg])
