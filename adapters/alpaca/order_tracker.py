@@ -365,6 +365,16 @@ class OrderTracker:
         self.seen_exec_ids.add(exec_id)
         if key is not None:
             self.seen_fill_keys.add(key)
+        if self._inferred_qty(order, st) >= qty:
+            # Already in the order: NautilusTrader's in-flight check reconciled it from an
+            # OrderStatusReport (an inferred fill, with a trade id of its own) before this
+            # execution arrived. Applying it again would overstate the position (issue #13 soak).
+            st.filled += qty
+            by = alpaca_order_id or st.venue_id or ""
+            st.filled_by_venue[by] = st.filled_by_venue.get(by, ZERO) + qty
+            if st.filled >= st.quantity:
+                st.phase = OrderPhase.FILLED
+            return []
         out: list[Decision] = []
         if not st.accepted and not st.closed:
             st.accepted = True
@@ -378,6 +388,16 @@ class OrderTracker:
         out.append(Filled(st, self.venue(st, alpaca_order_id), exec_id, qty, px, ts,
                           alpaca_order_id or st.venue_id or ""))
         return out
+
+    @staticmethod
+    def _inferred_qty(order: Any, st: OrderState) -> Decimal:
+        """What the Nautilus order has filled beyond the fills this tracker emitted (fills it
+        inferred itself in reconciliation); 0 when unknown. Fills emitted but not yet processed
+        by the engine only make this smaller, so a real execution is never taken for one."""
+        filled = getattr(order, "filled_qty", None) if order is not None else None
+        if filled is None:
+            return ZERO
+        return Decimal(str(filled)) - st.filled
 
     def close(self, st: OrderState, phase: OrderPhase, ts: int, reason: str = "") -> list[Decision]:
         """CANCELED / EXPIRED (accepting the order first if needed) or REJECTED; once."""
