@@ -90,6 +90,10 @@ class ExecutorStrategyConfig(StrategyConfig, frozen=True):
     # debits the premium (equity = balance + the options' market value); the Alpaca adapter
     # reports equity minus unrealised P&L (equity = balance + their unrealised P&L, as stocks).
     option_premium_debited: bool = True
+    # Live: at start, ask the data client for the last minutes of every followed instrument's
+    # 1-minute bars and take the latest close as its price until its first live bar (a fund the
+    # signal actor does not warm up is tradeable from the first minute). 0: off (backtests).
+    seed_price_minutes: int = 0
     # Live: follow the operator's instrument mode in executor_control (``trade-executor mode set``,
     # the dashboard) at every control poll, without a restart. Backtests keep their mode.
     follow_control_mode: bool = False
@@ -267,6 +271,11 @@ class ExecutorStrategy(Strategy):
             self.log.error(f"decided signal ids not readable from the journal: {e}")
             ids = {}
         self.core.load_decided_signals(ids)
+        if self.config.seed_price_minutes > 0:
+            start = now - timedelta(minutes=self.config.seed_price_minutes)
+            for bar_type, (_sym, tf) in list(self._bar_types.items()):
+                if tf == "1m":
+                    self.request_bars(bar_type, start=start)
         if self.control is not None and self.config.control_poll_seconds:
             self.clock.set_timer("executor-control-poll", timedelta(seconds=self.config.control_poll_seconds),
                                  callback=on_loop_thread(self.clock, self._on_poll_timer))
@@ -305,6 +314,12 @@ class ExecutorStrategy(Strategy):
                                        float(bar.volume.as_double()), bar.ts_event))
         if self.core.minute_due:
             self._schedule_minute(bar.ts_event)
+
+    def on_historical_data(self, data: Any) -> None:
+        """History asked for at start (``seed_price_minutes``): the latest close seeds the price."""
+        key = self._bar_types.get(getattr(data, "bar_type", None))
+        if key is not None and key[1] == "1m":
+            self.core.seed_price(key[0], float(data.close.as_double()), data.ts_event)
 
     def on_quote_tick(self, tick) -> None:
         self.core.on_quote(tick.instrument_id.symbol.value, tick.bid_price.as_double(), tick.ask_price.as_double())
@@ -370,7 +385,7 @@ class ExecutorStrategy(Strategy):
         self._execute(self.core.on_eod(self.clock.utc_now()))
 
     def _on_poll_timer(self, event) -> None:
-        self._execute(self.core.on_poll(ns_to_dt(event.ts_event)))
+        self._execute(self.core.on_control(ns_to_dt(event.ts_event)))
 
     # ── core commands -> engine ──────────────────────────────────────────────────────────────
     def _execute(self, commands: list) -> None:

@@ -167,6 +167,7 @@ def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
     strategy = ExecutorStrategy(ExecutorStrategyConfig(
         executor={**executor, "instrument_mode": mode}, symbols=tuple(traded), venue=LIVE_VENUE,
         follow_control_mode=True,  # `trade-executor mode set` / the dashboard take effect within a poll
+        seed_price_minutes=30,  # every followed fund priced from its recent bars before its first live one
         stops_at_venue=spec.stops_at_venue,
         option_premium_debited=False,  # the Alpaca adapter's balance is equity minus unrealised P&L
         # orders and positions reconciled from the broker in these instruments belong to the
@@ -194,7 +195,8 @@ def build_live_node(spec: LiveSpec, loop: Any = None) -> LiveNode:
             out_dir=spec.record_dir, symbols=tuple(traded), signal_symbols=tuple(symbols), venue=LIVE_VENUE,
             meta={"mode": mode, "executor": executor, "calendar": spec.calendar,
                   "starting_equity": float(equity) if equity is not None else None,
-                  "buying_power_multiplier": spec.buying_power_multiplier})))
+                  "buying_power_multiplier": spec.buying_power_multiplier},
+            log_events=spec.log_level.upper() == "DEBUG", log_commands=spec.log_level.upper() == "DEBUG")))
     node.add_data_client_factory(LIVE_VENUE, AlpacaLiveDataClientFactory)
     node.add_exec_client_factory(LIVE_VENUE, AlpacaLiveExecClientFactory)
     node.build()

@@ -140,7 +140,7 @@ def test_operator_latch_trips_reduces_exits_day_trades_then_halts_once_submitted
     _, stop = entered(core, engine)
     engine.latch = Latch(active=True, reason="manual: operator")
     later = NOW + timedelta(seconds=10)
-    out = core.on_poll(later)
+    out = core.on_control(later)
     assert of(c.KillSwitchTripped, out)[0].persist is False  # the latch is already in executor_control
     assert of(c.SetTradingState, out) == [c.SetTradingState("REDUCING", "kill switch: manual: operator")]
     assert of(c.CancelOrder, out) == [c.CancelOrder(stop)]  # the day trade leaves: stop first
@@ -153,7 +153,7 @@ def test_operator_latch_trips_reduces_exits_day_trades_then_halts_once_submitted
     [rec] = of(c.RecordDecision, core.on_signal(signal(ticker="QQQ", ts=later, direction="short"), later))
     assert rec.record.reason_code == "kill_switch"
     engine.latch = Latch(active=False)
-    out = core.on_poll(later + timedelta(seconds=5))
+    out = core.on_control(later + timedelta(seconds=5))
     assert of(c.SetTradingState, out) == [c.SetTradingState("ACTIVE", "resumed by operator (latch was: manual: operator)")]
 
 
@@ -276,28 +276,28 @@ def test_mode_change_routes_new_entries_only_and_is_journaled():
     entered(core, engine)
     engine.latch = Latch(active=False)
     engine.mode = "leveraged_etf"
-    out = core.on_poll(NOW + timedelta(seconds=5))
+    out = core.on_control(NOW + timedelta(seconds=5))
     [ev] = [e for e in of(c.RecordEvent, out) if e.kind == "instrument_mode"]
     assert (ev.data["from"], ev.data["to"], ev.data["open_positions"]) == ("stock", "leveraged_etf", 1)
     assert core.router.route(signal(ts=NOW)).instrument_type == "leveraged_etf"
     mp = core.pm.by_signal[SIG.signal_id]
     assert (mp.decision.instrument_type, mp.instrument) == ("stock", "QQQ.XNAS")  # the open trade stays
-    assert core.on_poll(NOW + timedelta(seconds=10)) == []  # nothing new to follow
+    assert core.on_control(NOW + timedelta(seconds=10)) == []  # nothing new to follow
 
 
 def test_a_bad_mode_in_control_is_refused_once_and_the_mode_stays():
     core, engine = make_core("stock", follow_control_mode=True)
     engine.mode = "crypto"
-    out = core.on_poll(NOW)
+    out = core.on_control(NOW)
     assert [e.kind for e in of(c.RecordEvent, out)] == ["instrument_mode_refused"]
     assert core.xconfig.instrument_mode.value == "stock"
-    assert of(c.RecordEvent, core.on_poll(NOW + timedelta(seconds=5))) == []
+    assert of(c.RecordEvent, core.on_control(NOW + timedelta(seconds=5))) == []
 
 
 def test_backtests_ignore_the_control_mode():
     core, engine = make_core("stock")  # follow_control_mode False (the default)
     engine.mode = "leveraged_etf"
-    core.on_poll(NOW)
+    core.on_control(NOW)
     assert core.xconfig.instrument_mode.value == "stock"
 
 
@@ -310,3 +310,14 @@ def test_live_buying_power_is_bounded_by_the_brokers_figure():
     [rec] = of(c.RecordDecision, core.on_signal(SIG, NOW))
     # 150 shares by the single-name cap, but only 12,000 / 100.10 (price + slippage buffer) fit
     assert rec.record.shares == 119 and rec.record.details["risk"]["buying_power"] == 12_000.0
+
+
+def test_a_seeded_price_makes_a_fund_tradeable_until_its_first_live_bar():
+    core, _ = make_core("leveraged_etf")
+    ts = int(T0.timestamp()) * NS
+    assert core.seed_price("TQQQ", 50.0, ts - 120 * NS) and core.last_price["TQQQ"] == 50.0
+    assert not core.seed_price("TQQQ", 49.0, ts - 180 * NS)  # an older close never overrides
+    assert core.minute_due is False  # no decision runs on history
+    core.on_bar("TQQQ", "1m", 51.0, 51.0, 51.0, 51.0, 100.0, ts)
+    assert not core.seed_price("TQQQ", 48.0, ts + 60 * NS)  # a live bar wins for good
+    assert core.last_price["TQQQ"] == 51.0

@@ -116,3 +116,37 @@ def test_leveraged_etf_mode_live_then_a_mode_switch_changes_the_next_entry_only(
     tqqq_fills = [f for f in fills if f["symbol"] == "TQQQ"]
     assert fund_row.status == "open" and fund_row.shares == sum(int(float(f["qty"])) for f in tqqq_fills)
     assert fund_row.entry_price == pytest.approx(float(tqqq_fills[0]["price"]))
+
+
+def test_a_fund_is_priced_from_history_before_its_first_live_bar(tmp_path):
+    """A signal in the node's first minute: the fund has no live bar yet, its recent history
+    (the broker's bars endpoint) prices it, and the entry goes to the fund at once."""
+    db = f"sqlite:///{tmp_path / 'seed.db'}"
+    seen: dict = {}
+    with FakeAlpacaServer(keys={KEY: SECRET}, id_seed=22) as srv:
+        from datetime import datetime, timezone
+
+        t0 = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        srv.set_bars("TQQQ", [{"t": t0 - timedelta(minutes=k), "o": 50.0, "h": 50.1, "l": 49.9,
+                               "c": 50.0 + 0.01 * (10 - k), "v": 1_000} for k in range(10, 0, -1)])
+        spec = LiveSpec(symbols=["QQQ"], mode="leveraged_etf", db_url=db, api_key=KEY, api_secret=SECRET,
+                        trading_url=srv.trading_url, trading_stream_url=srv.stream_url, data_url=srv.data_url,
+                        data_stream_url=srv.data_stream_url, calendar="24/7", log_level="ERROR",
+                        executor={"eod_minutes_before_close": 1}, control_poll_seconds=0.5, warmup=False)
+
+        async def scenario(live):
+            strat = live.strategy
+            await until(lambda: "TQQQ" in strat.last_price, what="the fund's seeded price")
+            seen["seeded"] = strat.last_price["TQQQ"]
+            for _ in range(30):
+                push(srv, "QQQ", 100.0, t0 - timedelta(minutes=1))
+                await asyncio.sleep(0.1)
+                if "QQQ" in strat.last_price:
+                    break
+            publish_signal(live, "QQQ", 100.0, 99.0, 102.0)
+            seen["entry"] = await until(lambda: broker_order(srv, "TQQQ", "market"), what="the TQQQ entry")
+            seen["live_bars"] = "TQQQ" in strat.core.last_bar
+
+        run_live(spec, scenario, timeout=60.0)
+    assert seen["seeded"] == pytest.approx(50.09)  # the latest historical close (t0 - 1 min)
+    assert seen["entry"]["side"] == "buy" and seen["live_bars"] is False

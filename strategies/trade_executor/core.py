@@ -9,7 +9,7 @@ carries out in order (commands.py). Time is always an argument (the engine clock
                      entry expiry, equity sample, kill-switch check (core_minute.py)
     on_fill / on_order_done / on_order_accepted / on_order_submitted
                      positions, protective stops, exits after their stop's cancel, round trips
-    on_broker_status / on_control / on_poll / on_eod / on_stop, restore   (core_control.py)
+    on_broker_status / on_control / set_mode / on_eod / on_stop, restore_positions   (core_control.py)
 
 The parts live in three files along their seams (this one: state, account, signals, orders and
 fills; core_minute.py: the minute step and exits; core_control.py: session, kill switch, operator,

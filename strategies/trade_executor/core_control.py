@@ -178,8 +178,9 @@ class ControlMixin:
                      "open_instrument_types": open_in})
         self._emit(Log("info", f"instrument mode {old} -> {new.instrument_mode.value} (by {by})"))
 
-    def on_poll(self: ExecutorCore, now: datetime) -> list[Command]:
-        """The operator poll (live: every few seconds): the latch, then the kill-switch check."""
+    def on_control(self: ExecutorCore, now: datetime) -> list[Command]:
+        """The operator's controls (live: polled every few seconds; backtests: at each session
+        open): the kill-switch latch and, live, the instrument mode; then the kill-switch check."""
         def run() -> None:
             self._poll_control(now)
             if not self.kill_switch.is_active and self.kill_switch.check(self.account_state(now)):

@@ -34,6 +34,7 @@ class MinuteMixin:
         self.due_clouds: dict[tuple[str, str], int] = {}  # (symbol, timeframe) -> ts of its new cloud row
         self.deferred_clouds: set[tuple[str, str]] = set()  # cloud exits waiting for the session
         self.last_equity_sample_ns = 0
+        self._seeded_ns: dict[str, int] = {}  # symbol -> ts of the historical close seeding its price
 
     def follow(self: ExecutorCore, symbol: str) -> None:
         """Track the EMA clouds of ``symbol`` on every cloud timeframe."""
@@ -85,6 +86,18 @@ class MinuteMixin:
                "macro_upper": tr.upper[m], "macro_lower": tr.lower[m]}
         self.cloud_rows[key].append(row)
         return row
+
+    def seed_price(self: ExecutorCore, symbol: str, close: float, ts_ns: int) -> bool:
+        """A recent historical close of a followed instrument (live start-up): its price until its
+        first live bar, so a fund is tradeable from the first minute. Never overrides a live bar
+        or a later close; no decision runs on it. True when taken."""
+        if symbol in self.last_bar or not math.isfinite(close) or close <= 0:
+            return False
+        if ts_ns < self._seeded_ns.get(symbol, -1):
+            return False
+        self._seeded_ns[symbol] = ts_ns
+        self.last_price[symbol] = close
+        return True
 
     # ── the minute ───────────────────────────────────────────────────────────────────────────
     def run_minute(self: ExecutorCore, now: datetime) -> list[Command]:
