@@ -267,6 +267,15 @@ class ExecutorCore(MinuteMixin, ControlMixin):
             self._record(now, signal, approved=False, code=risk.code, reason=risk.reason,
                          decision=decision, details=details)
             return
+        leaving = self._exiting(decision.ticker)
+        if leaving is not None:
+            # at the broker a new entry would trade against the exit (a potential wash trade: the
+            # exit is refused while the entry works), so nothing opens while a position leaves
+            self._record(now, signal, approved=False, code="exit_in_progress",
+                         reason=f"exit_in_progress: the {decision.ticker} position of {leaving.signal_id} is being "
+                                f"exited ({leaving.exit_reason}); no new entry in it until it is out",
+                         decision=decision, details=details)
+            return
         shares = size.shares
         if risk.adjustments and risk.adjustments.get("max_shares") is not None:
             shares = min(shares, int(risk.adjustments["max_shares"]))
@@ -409,6 +418,7 @@ class ExecutorCore(MinuteMixin, ControlMixin):
             return
         mp, role = res
         if role in ("entry", "add"):
+            self._retry_blocked_exits(mp.decision.ticker)
             if role == "add":
                 self._event(now, "scale_in_failed", f"{mp.signal_id}: add order {why}", {"order_id": oid})
             elif self.pm.is_dead(mp):
@@ -435,6 +445,28 @@ class ExecutorCore(MinuteMixin, ControlMixin):
         # the exit did not go through: the position is still open, try again on the next bar
         self.exit_pending.pop(mp.signal_id, None)
         self._event(now, "exit_failed", f"{mp.signal_id}: {why}", {"order_id": oid})
+        if why.startswith("rejected") and mp.open_qty > 0:
+            # a broker refuses an exit that could trade against the account's own working entry in
+            # the same instrument (a wash trade), whichever trade it belongs to: cancel those
+            # entries; the exit goes again as soon as they are gone (or at the next bar)
+            blockers = [o for o in self.pm.by_signal.values()
+                        if o.decision.ticker == mp.decision.ticker and o.entry_orders]
+            if blockers:
+                mp.exit_blocked = True
+                for other in blockers:
+                    if other.scale_in == "waiting":
+                        other.scale_in = "skipped"
+                    for entry_oid in list(other.entry_orders):
+                        self._cancel_if_open(entry_oid)
+
+    def _retry_blocked_exits(self, ticker: str) -> None:
+        """Exits refused because of working entries in ``ticker``: sent again once none is left."""
+        if any(o.entry_orders for o in self.pm.by_signal.values() if o.decision.ticker == ticker):
+            return
+        for other in list(self.pm.by_signal.values()):
+            if other.decision.ticker == ticker and other.exit_blocked and self._can_exit(other):
+                other.exit_blocked = False
+                self._submit_exit(other, other.exit_reason or "exit_retry", list(other.exit_fired) or ["exit_retry"])
 
     def on_order_accepted(self, order_id: str, now: datetime) -> list[Command]:
         """A protective stop accepted by the venue: if more of the entry filled while it was on
@@ -479,6 +511,13 @@ class ExecutorCore(MinuteMixin, ControlMixin):
         self.pm.finish(mp)
 
     # ── exits ────────────────────────────────────────────────────────────────────────────────
+    def _exiting(self, ticker: str) -> ManagedPosition | None:
+        """A position in ``ticker`` on its way out (its exit pending or working), if any."""
+        for mp in self.pm.by_signal.values():
+            if mp.decision.ticker == ticker and (mp.signal_id in self.exit_pending or mp.exit_order_id is not None):
+                return mp
+        return None
+
     def _can_exit(self, mp: ManagedPosition) -> bool:
         return (mp.position is not None and mp.open_qty > 0 and mp.exit_order_id is None
                 and mp.signal_id not in self.exit_pending)

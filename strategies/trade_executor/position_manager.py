@@ -193,6 +193,7 @@ class ManagedPosition:
     underlying_entry: float | None = None  # the underlying's price at the first entry fill
     exit_quote: tuple[float, float] | None = None  # options: (bid, ask) when the exit was sent
     stop_retried: bool = False  # a refused protective stop was retried once its conflicting entry was gone
+    exit_blocked: bool = False  # an exit refused while entries in the instrument worked: resent once they are gone
     fills: list[Fill] = field(default_factory=list)
     entry_filled_qty: int = 0
     entry_value: float = 0.0
