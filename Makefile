@@ -51,8 +51,8 @@ browser:
 test: $(STAMP) browser
 	$(PY) -m pytest -q
 
-test-fast: $(STAMP)  ## the inner loop: everything but whole runs (pytest -m "not slow")
-	$(PY) -m pytest -q -m "not slow"
+test-fast: $(STAMP)  ## the inner loop: everything but whole runs (pytest -m "not slow"), on both cores
+	$(PY) -m pytest -q -m "not slow" -n 2
 
 bench: $(STAMP)
 	$(VENV)/bin/trade-executor bench
