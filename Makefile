@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast venv bench clean browser
+.PHONY: demo test test-fast venv bench clean browser faketime
 
 # Find a Python >= 3.12 without trusting pyenv shims (they point at the global 3.11 here):
 # $PYTHON if set, then python3.1x on PATH, then pyenv/uv/asdf install folders, then python3.
@@ -48,7 +48,17 @@ browser:
 	      || echo "WARNING: chromium could not be installed: the browser tests will be skipped"; \
 	  else echo "NOTE: no chromium (and not root with apt-get): the browser tests will be skipped"; fi; }
 
-test: $(STAMP) browser
+# libfaketime for the tests that run a live node on a placed, accelerated clock (the soak, the
+# options cut-off): installed with apt-get when missing and we are root; otherwise they skip.
+faketime:
+	@dpkg -s libfaketime >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing libfaketime (apt-get) for the soak and options cut-off tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfaketime faketime >/dev/null; } \
+	      || echo "WARNING: libfaketime could not be installed: the soak tests will be skipped"; \
+	  else echo "NOTE: no libfaketime (and not root with apt-get): the soak tests will be skipped"; fi; }
+
+test: $(STAMP) browser faketime
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)  ## the inner loop: everything but whole runs (pytest -m "not slow"), on both cores
