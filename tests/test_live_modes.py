@@ -67,9 +67,9 @@ def test_leveraged_etf_mode_live_then_a_mode_switch_changes_the_next_entry_only(
                 for sym, px in (("QQQ", 100.0), ("TQQQ", 50.0), ("SPY", 500.0)):
                     push(srv, sym, px, t)
                 await asyncio.sleep(0.1)
-                if all(s in strat.last_price for s in ("QQQ", "TQQQ", "SPY")):
+                if all(s in strat.core.last_bar for s in ("QQQ", "TQQQ", "SPY")):  # live bars
                     break
-            await until(lambda: all(s in strat.last_price for s in ("QQQ", "TQQQ", "SPY")), what="prices")
+            await until(lambda: all(s in strat.core.last_bar for s in ("QQQ", "TQQQ", "SPY")), what="live bars")
             sig = publish_signal(live, "QQQ", 100.0, 99.0, 102.0)
             entry = await until(lambda: broker_order(srv, "TQQQ", "market"), what="the TQQQ entry at the broker")
             mp = strat.pm.by_signal[sig.signal_id]
@@ -141,7 +141,7 @@ def test_a_fund_is_priced_from_history_before_its_first_live_bar(tmp_path):
             for _ in range(30):
                 push(srv, "QQQ", 100.0, t0 - timedelta(minutes=1))
                 await asyncio.sleep(0.1)
-                if "QQQ" in strat.last_price:
+                if "QQQ" in strat.core.last_bar:
                     break
             publish_signal(live, "QQQ", 100.0, 99.0, 102.0)
             seen["entry"] = await until(lambda: broker_order(srv, "TQQQ", "market"), what="the TQQQ entry")
