@@ -453,13 +453,19 @@ def cmd_demo(args) -> int:
         report = catalog_io.import_files(catalog, paths, tz="UTC", label="open", progress=bars if bars.enabled else None)
     print(report)
     symbols = catalog_io.list_symbols(catalog)
-    print(f"3/3 backtesting {','.join(symbols)} in mode '{args.mode}' -> {out}")
+    journal = demo_dir / "journal.db"  # the demo's own journal, for `trade-executor dashboard`
+    journal.unlink(missing_ok=True)
+    db = f"sqlite:///{journal}"
+    print(f"3/3 backtesting {','.join(symbols)} in mode '{args.mode}' -> {out} (journal {journal})")
     ns = argparse.Namespace(catalog=str(catalog), symbols=",".join(symbols), start=None, end=None,
                             mode=args.mode, out=str(out), cash=100_000.0, set=[], signals_from=None,
                             record_signals=None, extended_hours=False, price_source="close", quiet=args.quiet,
-                            db=None, control_scope=None, no_synthetic_etfs=False, synthetic_start=[],
+                            db=db, control_scope=None, no_synthetic_etfs=False, synthetic_start=[],
                             synthetic_underlying=[])
-    return cmd_backtest(ns)
+    rc = cmd_backtest(ns)
+    if rc == 0:
+        print(f"see it in the dashboard: .venv/bin/trade-executor dashboard --db {db}")
+    return rc
 
 
 def cmd_config(args) -> int:

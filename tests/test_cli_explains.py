@@ -131,3 +131,15 @@ def test_demo_keeps_to_its_own_folder_and_prints_its_mode(tmp_path, monkeypatch,
     assert "in mode 'leveraged_etf'" in text and "mode 'stock'" not in text
     assert "backtest leveraged_etf AAPL,NVDA,QQQ,SPY" in text
     assert (out / "report.html").is_file()
+    # the demo journals its run for the dashboard: every tab has rows (issue #16)
+    from strategies.dashboard import data as dash
+
+    journal = data / "demo" / "journal.db"
+    assert f"dashboard --db sqlite:///{journal}" in text
+    engine = dash.open_engine(f"sqlite:///{journal}")
+    (run_id,) = [r for r in dash.run_choices(engine) if r.startswith("bt-")]
+    trades = dash.trade_journal(engine, run_id)
+    assert len(trades) == 458  # the leveraged_etf demo's round trips (see test_backtest_e2e)
+    fills_csv = (out / "fills.csv").read_text().strip().splitlines()
+    assert len(dash.fills(engine, run_id)) == len(fills_csv) - 1 == 927  # journal = the run's fills
+    assert len(dash.orders(engine, run_id)) > len(trades) and len(dash.decisions(engine, run_id)) == 8534
