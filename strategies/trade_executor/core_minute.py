@@ -159,11 +159,8 @@ class MinuteMixin:
     def _settle_expired_options(self: ExecutorCore, now: datetime) -> None:
         """Option contracts held to their expiry close settle there, at the final (intrinsic)
         quote, although the session is over: a settlement, not a trade the market must take."""
-        option = self.policies["option"]
         for mp in list(self.pm.by_signal.values()):
-            if mp.decision.instrument_type != "option" or not self._can_exit(mp):
-                continue
-            if option.expired(mp, now):
+            if self._can_exit(mp) and self.policy(mp).expired(mp, now):
                 self._evaluate_exit(mp, now)
 
     def _position_syms(self: ExecutorCore) -> set[str]:

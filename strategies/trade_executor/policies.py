@@ -95,6 +95,10 @@ class InstrumentPolicy:
     def extra_exits(self, core: ExecutorCore, mp: ManagedPosition, now: datetime) -> list[str]:
         return []
 
+    def expired(self, mp: ManagedPosition, now: datetime) -> bool:
+        """The instrument has expired (settles at its final price, even outside the session)."""
+        return False
+
 
 class LeveragedETFPolicy(InstrumentPolicy):
     kind = "leveraged_etf"
